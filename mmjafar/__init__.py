@@ -1,2 +1,12 @@
-"""mmjafar: JAFAR and other feature upsamplers for OpenMMLab."""
-__version__ = "0.1.0"
+"""mmjafar: JAFAR and other feature upsamplers for OpenMMLab.
+
+Importing the package registers every module in mmjafar's registries and in mmengine's root registries, so
+``type='JAFAR'`` works from mmseg / mmdet3d configs after ``custom_imports=dict(imports=['mmjafar'])``.
+Only torch and mmengine are needed for the core; OpenMMLab adapters are imported when their packages exist.
+"""
+__version__ = '0.1.0'
+
+from . import models  # noqa: F401,E402
+from .structures import GuidedFeatures  # noqa: E402
+
+__all__ = ['GuidedFeatures', '__version__']

@@ -1,0 +1,214 @@
+"""Head-averaged attention that interpolates raw features (JAFAR, AnyUp), with a memory-lean exact path.
+
+The official JAFAR cross-attention keeps only the head-averaged *weights* of an ``nn.MultiheadAttention``
+and applies them to the raw values::
+
+    out = mean_h softmax(Q_h K_h^T / sqrt(d)) @ V          Q_h: (Nq, d), K_h: (Nk, d), V: (Nk, C)
+
+Materialising those weights costs ``B * heads * Nq * Nk`` floats (3.2 GB for a 448x448 output over 32x32 keys
+in float32), and autograd keeps them for the backward pass. The ``lean`` implementation computes the same
+quantity in chunks of queries with a bounded working set, and a custom autograd function recomputes each
+chunk's softmax in the backward pass (as flash attention does) instead of storing it. Per chunk it averages the
+probabilities over heads *before* multiplying by V, which needs ``heads`` times fewer multiply-adds than
+running per-head attention and averaging the outputs.
+
+The ``naive`` implementation materialises the full weight tensor, as the official code does; it is kept for
+comparison and parity tests. The default comes from the environment variable ``MMJAFAR_ATTN_IMPL``
+('lean' unless set).
+"""
+import math
+import os
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTN_IMPLS = ('lean', 'naive')
+#: Default implementation for modules built with ``impl=None``.
+DEFAULT_IMPL = os.environ.get('MMJAFAR_ATTN_IMPL', 'lean')
+#: Default working-set budget of one chunk of attention logits, in elements (64 MiB in float32).
+DEFAULT_CHUNK_ELEMENTS = 1 << 24
+
+
+def _check_impl(impl: Optional[str]) -> str:
+    impl = DEFAULT_IMPL if impl is None else impl
+    if impl not in ATTN_IMPLS:
+        raise ValueError(f"attention impl must be one of {ATTN_IMPLS}, got {impl!r}")
+    return impl
+
+
+def _chunk_len(batch: int, heads: int, num_queries: int, num_keys: int, chunk_elements: Optional[int]) -> int:
+    budget = DEFAULT_CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
+    return max(1, min(num_queries, budget // max(1, batch * heads * num_keys)))
+
+
+def _mean_probs(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Head-averaged softmax ``(B, n, Nk)`` of the logits ``q @ k^T`` (softmax in float32 at least)."""
+    logits = torch.matmul(q, k.transpose(-1, -2))
+    probs = torch.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+    return probs.mean(dim=1)
+
+
+class _LeanAveragedAttention(torch.autograd.Function):
+    """Chunked exact head-averaged attention whose backward recomputes the probabilities chunk by chunk."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, chunk):
+        ctx.save_for_backward(q, k, v)
+        ctx.chunk = chunk
+        out = v.new_empty(q.shape[0], q.shape[2], v.shape[-1])
+        for s in range(0, q.shape[2], chunk):
+            out[:, s:s + chunk] = torch.matmul(_mean_probs(q[:, :, s:s + chunk], k).to(v.dtype), v)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v = ctx.saved_tensors
+        chunk, heads = ctx.chunk, q.shape[1]
+        grad_q = torch.empty_like(q) if ctx.needs_input_grad[0] else None
+        grad_k = torch.zeros_like(k, dtype=torch.promote_types(k.dtype, torch.float32))
+        grad_v = torch.zeros_like(v, dtype=torch.promote_types(v.dtype, torch.float32))
+        work = torch.promote_types(q.dtype, torch.float32)
+        for s in range(0, q.shape[2], chunk):
+            q_c = q[:, :, s:s + chunk]
+            g_c = grad_out[:, s:s + chunk]
+            probs = torch.softmax(torch.matmul(q_c, k.transpose(-1, -2)), dim=-1, dtype=work)  # (B,H,n,Nk)
+            grad_v += torch.matmul(probs.mean(dim=1).transpose(1, 2), g_c.to(work))
+            # d out / d probs_h = (g @ v^T) / H for every head; softmax backward per head.
+            grad_p = torch.matmul(g_c.to(work), v.to(work).transpose(1, 2)).unsqueeze(1) / heads
+            grad_logits = probs * (grad_p - (probs * grad_p).sum(dim=-1, keepdim=True))
+            del probs, grad_p
+            if grad_q is not None:
+                grad_q[:, :, s:s + chunk] = torch.matmul(grad_logits, k.to(work)).to(q.dtype)
+            grad_k += torch.matmul(grad_logits.transpose(-1, -2), q_c.to(work))
+        return grad_q, grad_k.to(k.dtype), grad_v.to(v.dtype), None
+
+
+def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: Optional[str] = None,
+                       chunk_elements: Optional[int] = None) -> torch.Tensor:
+    """``mean_h softmax(q_h k_h^T) @ v``.
+
+    Args:
+        q: ``(B, H, Nq, d)`` queries, already scaled.
+        k: ``(B, H, Nk, d)`` keys.
+        v: ``(B, Nk, C)`` values shared by all heads.
+        impl: 'lean' (chunked, bounded memory, also in backward) or 'naive' (materialised weights).
+        chunk_elements: lean only: budget of one chunk of logits in elements (``B*H*n*Nk``).
+
+    Returns:
+        ``(B, Nq, C)`` in ``v``'s dtype after promotion with ``q``'s.
+    """
+    impl = _check_impl(impl)
+    dtype = torch.promote_types(q.dtype, v.dtype)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    if impl == 'naive':
+        return torch.matmul(_mean_probs(q, k).to(dtype), v)
+    chunk = _chunk_len(q.shape[0], q.shape[1], q.shape[2], k.shape[2], chunk_elements)
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        return _LeanAveragedAttention.apply(q, k, v, chunk)
+    out = v.new_empty(q.shape[0], q.shape[2], v.shape[-1])
+    for s in range(0, q.shape[2], chunk):
+        torch.matmul(_mean_probs(q[:, :, s:s + chunk], k).to(dtype), v, out=out[:, s:s + chunk])
+    return out
+
+
+class HeadAveragedCrossAttention(nn.Module):
+    """RMSNorm on queries and keys, multi-head projections, head-averaged weights applied to raw values.
+
+    Parameter names follow the official JAFAR ``CrossAttention`` (``norm_q``, ``norm_k``, ``norm_v`` and an
+    ``nn.MultiheadAttention`` named ``attention``) so official checkpoints load strictly. The official forward
+    never uses the value side of that attention (``norm_v``, ``v_proj_weight``, ``out_proj``, the value part of
+    ``in_proj_bias``): those parameters are kept for checkpoint compatibility but frozen
+    (``requires_grad=False``), so DDP needs no ``find_unused_parameters``.
+
+    Args:
+        query_dim: channels of queries (the attention's embedding size).
+        key_dim: channels of keys (must equal ``query_dim``, as in the official module).
+        value_dim: channels of the values (the backbone features).
+        num_heads: attention heads.
+        impl: 'lean', 'naive' or None (module default, see :data:`DEFAULT_IMPL`).
+        chunk_elements: working-set budget of the lean path (elements of one chunk of logits).
+        value_norm: whether the (unused) ``norm_v`` RMSNorm exists, as in JAFAR (AnyUp has none).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, value_dim: int, num_heads: int, impl: Optional[str] = None,
+                 chunk_elements: Optional[int] = None, value_norm: bool = True) -> None:
+        super().__init__()
+        if key_dim != query_dim:
+            raise ValueError(f'key_dim ({key_dim}) must equal query_dim ({query_dim})')
+        if query_dim % num_heads:
+            raise ValueError(f'query_dim ({query_dim}) must be divisible by num_heads ({num_heads})')
+        self.num_heads = num_heads
+        self.impl = None if impl is None else _check_impl(impl)
+        self.chunk_elements = chunk_elements
+        self.norm_q = nn.RMSNorm(query_dim)
+        self.norm_k = nn.RMSNorm(key_dim)
+        self.norm_v = nn.RMSNorm(value_dim) if value_norm else nn.Identity()
+        self.attention = nn.MultiheadAttention(query_dim, num_heads, dropout=0.0, batch_first=True,
+                                               vdim=value_dim)
+        unused = [*self.norm_v.parameters(), *self.attention.out_proj.parameters()]
+        if self.attention.v_proj_weight is not None:
+            unused.append(self.attention.v_proj_weight)
+        for p in unused:
+            p.requires_grad_(False)
+
+    def project(self, query: torch.Tensor, key: torch.Tensor):
+        """Normalised, projected, head-split queries (pre-scaled) and keys: ``(B, H, N, d)`` each."""
+        attn = self.attention
+        dim = attn.embed_dim
+        if attn.in_proj_weight is not None:  # packed projections (value_dim == query_dim)
+            weight_q, weight_k = attn.in_proj_weight[:dim], attn.in_proj_weight[dim:2 * dim]
+        else:
+            weight_q, weight_k = attn.q_proj_weight, attn.k_proj_weight
+        bias_q, bias_k = attn.in_proj_bias[:dim], attn.in_proj_bias[dim:2 * dim]
+        q = F.linear(self.norm_q(query), weight_q, bias_q)
+        k = F.linear(self.norm_k(key), weight_k, bias_k)
+        b, head_dim = q.shape[0], dim // self.num_heads
+        q = q.view(b, -1, self.num_heads, head_dim).transpose(1, 2) * (1.0 / math.sqrt(head_dim))
+        k = k.view(b, -1, self.num_heads, head_dim).transpose(1, 2)
+        return q, k
+
+    def attention_weights(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """The full head-averaged weights ``(B, Nq, Nk)`` (materialised; for visualisation and tests)."""
+        q, k = self.project(query, key)
+        return _mean_probs(q, k)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``(B, Nq, Dq), (B, Nk, Dk), (B, Nk, C) -> (B, Nq, C)``."""
+        impl = _check_impl(self.impl)
+        if impl == 'naive':  # the official path: nn.MultiheadAttention with need_weights=True
+            _, weights = self.attention(self.norm_q(query), self.norm_k(key), self.norm_v(value),
+                                        need_weights=True, average_attn_weights=True)
+            return torch.einsum('bij,bjd->bid', weights, value)
+        q, k = self.project(query, key)
+        return averaged_attention(q, k, value, impl='lean', chunk_elements=self.chunk_elements)
+
+
+class CrossAttentionBlock(nn.Module):
+    """3x3 convolution on the query map, then :class:`HeadAveragedCrossAttention` (JAFAR's ``cross_decode``).
+
+    ``forward(queries (B, Dq, Ho, Wo), keys (B, Dk, h, w), values (B, C, h, w)) -> (B, C, Ho, Wo)``; the output
+    is returned in channels-last memory layout (no extra copy of the largest tensor).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, value_dim: int, num_heads: int, impl: Optional[str] = None,
+                 chunk_elements: Optional[int] = None, value_norm: bool = True) -> None:
+        super().__init__()
+        self.cross_attn = HeadAveragedCrossAttention(query_dim, key_dim, value_dim, num_heads, impl=impl,
+                                                     chunk_elements=chunk_elements, value_norm=value_norm)
+        self.conv2d = nn.Conv2d(query_dim, query_dim, kernel_size=3, padding=1, bias=False)
+
+    @staticmethod
+    def tokens(x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, H*W, C)`` (a view when possible)."""
+        return x.flatten(2).transpose(1, 2)
+
+    def attention_weights(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Head-averaged attention ``(B, Ho*Wo, h*w)`` (materialised)."""
+        return self.cross_attn.attention_weights(self.tokens(self.conv2d(queries)), self.tokens(keys))
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        b, _, out_h, out_w = queries.shape
+        out = self.cross_attn(self.tokens(self.conv2d(queries)), self.tokens(keys), self.tokens(values))
+        return out.view(b, out_h, out_w, -1).permute(0, 3, 1, 2)

@@ -1,0 +1,63 @@
+"""2-D rotary position embedding with learnable frequencies, as in JAFAR and AnyUp."""
+import math
+
+import torch
+from torch import nn
+
+
+def rope_angles(freqs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Angles ``(C, H, W)`` of a ``[0, 1] x [0, 1]`` coordinate grid (row first): ``r * freqs[0] + c * freqs[1]``.
+
+    Computed in float32 at least (the official code's coordinates are float32; this also keeps fp16 models
+    accurate), on ``freqs``' device.
+    """
+    dtype = torch.promote_types(freqs.dtype, torch.float32)
+    f = freqs.to(dtype)
+    rows = torch.linspace(0, 1, height, device=freqs.device, dtype=dtype)
+    cols = torch.linspace(0, 1, width, device=freqs.device, dtype=dtype)
+    return rows[None, :, None] * f[0, :, None, None] + cols[None, None, :] * f[1, :, None, None]
+
+
+def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` ``(B, C, H, W)`` by the angles of its own grid.
+
+    ``out = x * cos(a) + rotate_half(x) * sin(a)`` with ``rotate_half(x) = cat(-x[C/2:], x[:C/2])``: channel c
+    pairs with c + C/2 and each member of a pair uses its own angle (the official formula, not a pure
+    rotation when the learnt frequencies of a pair differ).
+    """
+    angle = rope_angles(freqs, x.shape[-2], x.shape[-1])
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    x1, x2 = x.chunk(2, dim=1)
+    rotated = torch.cat((-x2, x1), dim=1)
+    return x * cos + rotated * sin
+
+
+class RoPE2d(nn.Module):
+    """Learnable-frequency 2-D RoPE applied to NCHW maps on a ``[0, 1]`` grid.
+
+    ``freqs`` ``(2, dim)`` is a parameter (part of official checkpoints). Its initial value, valid without any
+    ``init_weights`` call: ``theta ** linspace(0, -1, dim/4)``, duplicated for the channel pairs, the first half
+    of the channels on rows and the second half on columns, times 2π.
+
+    Args:
+        dim: channels of the maps it is applied to (multiple of 4).
+        theta: frequency base (100 in JAFAR).
+    """
+
+    def __init__(self, dim: int, theta: float = 100.0) -> None:
+        super().__init__()
+        if dim % 4:
+            raise ValueError(f'RoPE2d needs a channel count divisible by 4, got {dim}')
+        self.dim, self.theta = dim, theta
+        freqs_1d = theta ** torch.linspace(0, -1, dim // 4)
+        freqs_1d = torch.cat([freqs_1d, freqs_1d])
+        freqs = torch.zeros(2, dim)
+        freqs[0, :dim // 2] = freqs_1d
+        freqs[1, -dim // 2:] = freqs_1d
+        self.freqs = nn.Parameter(freqs * 2 * math.pi)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_rope_2d(x, self.freqs)
+
+    def extra_repr(self) -> str:
+        return f'dim={self.dim}, theta={self.theta}'

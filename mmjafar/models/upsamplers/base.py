@@ -1,0 +1,206 @@
+"""The common contract of every feature upsampler: ``forward(image, features, output_size)``."""
+import functools
+import math
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from mmjafar.structures import GuidedFeatures
+
+SizeLike = Union[int, Sequence[int]]
+
+
+def to_size(size: SizeLike, name: str = 'output_size') -> Tuple[int, int]:
+    """``int`` or ``(H, W)`` to a validated ``(H, W)`` tuple of positive ints."""
+    if isinstance(size, torch.Size) or isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(f'{name} must be an int or a (height, width) pair, got {size!r}')
+        size = tuple(size)
+    else:
+        size = (size, size)
+    if not all(isinstance(s, int) and not isinstance(s, bool) or (torch.is_tensor(s) and s.numel() == 1)
+               for s in size):
+        raise TypeError(f'{name} must hold integers, got {size!r}')
+    size = tuple(int(s) for s in size)
+    if min(size) <= 0:
+        raise ValueError(f'{name} must be positive, got {size}')
+    return size
+
+
+class BaseUpsampler(BaseModule):
+    """Base class of all upsamplers.
+
+    Subclasses implement :meth:`upsample` ``(image, features, (H, W)) -> (B, C, H, W)``; this class validates
+    inputs, resolves the output size and lets the module act as an OpenMMLab neck.
+
+    Calls:
+        * ``up(image, features, output_size)``: ``image`` is the normalised guidance ``(B, 3, H_img, W_img)`` (or
+          None for methods that do not use it), ``features`` the low-res map ``(B, C, h, w)``.
+        * ``up(image, features)``: the output size comes from the default policy below.
+        * ``up(guided_features)`` (neck call, as ``EncoderDecoder.extract_feat`` makes it): every map of a
+          :class:`~mmjafar.structures.GuidedFeatures` is upsampled with its ``image``; returns GuidedFeatures.
+
+    Args:
+        output_size: default output size (int or (H, W)) when a call gives none.
+        scale_factor: default output size as a multiple of the feature grid (used when ``output_size`` is None).
+        frozen: freeze all parameters and keep the module in eval mode (linear probing on a pretrained
+            upsampler).
+        check_inputs: validate shapes, batch sizes and finiteness on every call (cheap; set False for speed).
+        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint='path.pth')``.
+    """
+
+    #: whether :meth:`upsample` reads the guidance image.
+    uses_image: bool = True
+    #: keys under which official training scripts nest the weights in their checkpoint files.
+    checkpoint_wrapper_keys: Tuple[str, ...] = ()
+    #: key prefixes of released files that do not belong to this module and are dropped when loading.
+    checkpoint_ignored_prefixes: Tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # Apply ``frozen`` once the outermost __init__ has built every parameter, so that requires_grad is
+        # already False when a DDP wrapper or an optimizer first sees the module.
+        super().__init_subclass__(**kwargs)
+        if '__init__' not in cls.__dict__:
+            return
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def wrapped_init(self, *args, **kw):
+            depth = self.__dict__.get('_init_depth', 0)
+            object.__setattr__(self, '_init_depth', depth + 1)
+            try:
+                init(self, *args, **kw)
+            finally:
+                object.__setattr__(self, '_init_depth', depth)
+            if depth == 0:
+                self._apply_frozen()
+
+        cls.__init__ = wrapped_init
+
+    def __init__(self, output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None,
+                 frozen: bool = False, check_inputs: bool = True, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.default_output_size = None if output_size is None else to_size(output_size)
+        if scale_factor is not None and scale_factor <= 0:
+            raise ValueError(f'scale_factor must be positive, got {scale_factor}')
+        self.scale_factor = scale_factor
+        self.frozen = frozen
+        self.check_inputs = check_inputs
+        self._register_load_state_dict_pre_hook(self._adapt_checkpoint)
+
+    # ------------------------------------------------------------------ size and validation
+    @property
+    def in_channels(self) -> Optional[int]:
+        """Feature channels the module was built for (None when any count works)."""
+        return None
+
+    def resolve_output_size(self, image: Optional[torch.Tensor], features: torch.Tensor,
+                            output_size: Optional[SizeLike]) -> Tuple[int, int]:
+        if output_size is not None:
+            return to_size(output_size)
+        if self.default_output_size is not None:
+            return self.default_output_size
+        if self.scale_factor is not None:
+            h, w = features.shape[-2:]
+            return (int(math.floor(h * self.scale_factor)), int(math.floor(w * self.scale_factor)))
+        if image is None:
+            raise ValueError(f'{type(self).__name__}: no output_size given and no image to take it from; pass '
+                             'output_size or build the module with output_size=... or scale_factor=...')
+        return tuple(image.shape[-2:])
+
+    def validate(self, image: Optional[torch.Tensor], features: torch.Tensor) -> None:
+        name = type(self).__name__
+        if not torch.is_tensor(features) or features.dim() != 4:
+            raise ValueError(f'{name}: features must be a 4-D (B, C, h, w) tensor, got '
+                             f'{tuple(features.shape) if torch.is_tensor(features) else type(features)}')
+        if self.in_channels is not None and features.shape[1] != self.in_channels:
+            raise ValueError(f'{name}: features have {features.shape[1]} channels but the module was built for '
+                             f'{self.in_channels} (v_dim/in_channels); build it with the backbone\'s channel '
+                             'count or load the checkpoint made for this backbone')
+        if self.uses_image:
+            if image is None:
+                raise ValueError(f'{name} needs the guidance image; got image=None')
+            if not torch.is_tensor(image) or image.dim() != 4:
+                raise ValueError(f'{name}: image must be a 4-D (B, 3, H, W) tensor, got '
+                                 f'{tuple(image.shape) if torch.is_tensor(image) else type(image)}')
+            if image.shape[0] != features.shape[0]:
+                raise ValueError(f'{name}: image batch ({image.shape[0]}) and features batch '
+                                 f'({features.shape[0]}) differ')
+        if self.check_inputs:
+            if not torch.isfinite(features).all():
+                raise ValueError(f'{name}: features contain NaN or Inf (pass check_inputs=False to skip this check)')
+            if self.uses_image and not torch.isfinite(image).all():
+                raise ValueError(f'{name}: image contains NaN or Inf (pass check_inputs=False to skip this check)')
+
+    # ------------------------------------------------------------------ calls
+    def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
+                 output_size: Tuple[int, int]) -> torch.Tensor:
+        """``(B, 3, H_img, W_img), (B, C, h, w), (H, W) -> (B, C, H, W)``. Implemented by each method."""
+        raise NotImplementedError
+
+    def forward(self, image, features: Optional[torch.Tensor] = None,
+                output_size: Optional[SizeLike] = None):
+        if features is None and isinstance(image, GuidedFeatures):
+            return self.forward_neck(image)
+        if features is None:
+            raise TypeError(f'{type(self).__name__}.forward(image, features, output_size): features are missing '
+                            '(as a neck it expects the GuidedFeatures of an mmjafar backbone; for other '
+                            'backbones use the GuidedEncoderDecoder segmentor)')
+        self.validate(image, features)
+        return self.upsample(image, features, self.resolve_output_size(image, features, output_size))
+
+    def forward_neck(self, inputs: GuidedFeatures) -> GuidedFeatures:
+        outs = [self(inputs.image, feats) for feats in inputs]
+        return GuidedFeatures(outs, image=inputs.image)
+
+    # ------------------------------------------------------------------ frozen / training mode
+    def init_weights(self) -> None:
+        super().init_weights()
+        self._apply_frozen()
+
+    def _apply_frozen(self) -> None:
+        if self.frozen:
+            for p in self.parameters():
+                p.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode and not self.frozen)
+        return self
+
+    # ------------------------------------------------------------------ checkpoints
+    def _adapt_checkpoint(self, state_dict: Dict, prefix: str, *args) -> None:
+        """Pre-hook of ``load_state_dict``: accept the official file layouts in place.
+
+        Unwraps weights nested under one of :attr:`checkpoint_wrapper_keys` (e.g. ``{'jafar': {...}}``), strips
+        a DDP ``module.`` prefix, drops keys of modules this class does not have
+        (:attr:`checkpoint_ignored_prefixes`, logged), then lets :meth:`check_checkpoint` reject a checkpoint of
+        another method or feature dimension with a one-line explanation.
+        """
+        for wrapper in self.checkpoint_wrapper_keys:
+            nested = state_dict.pop(prefix + wrapper, None)
+            if isinstance(nested, dict):
+                for key, value in nested.items():
+                    state_dict[prefix + key] = value
+        ours = [k for k in state_dict if k.startswith(prefix)]
+        for key in ours:
+            if key.startswith(prefix + 'module.'):
+                state_dict[prefix + key[len(prefix) + 7:]] = state_dict.pop(key)
+        ignored = [k for k in state_dict if k.startswith(prefix)
+                   and k[len(prefix):].startswith(self.checkpoint_ignored_prefixes or ('\0', ))]
+        for key in ignored:
+            del state_dict[key]
+        if ignored:
+            print_log(f'{type(self).__name__}: ignored {len(ignored)} checkpoint keys of modules the forward pass '
+                      f'never uses: {sorted({k[len(prefix):].split(".")[0] for k in ignored})}', logger='current')
+        local = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        self.check_checkpoint(local)
+
+    def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
+        """Raise a clear error if ``state_dict`` (keys relative to this module) is for another model."""
+        own = self.state_dict()
+        if state_dict and own and not set(state_dict) & set(own):
+            raise ValueError(f'{type(self).__name__}: the checkpoint shares no key with this module (it has keys '
+                             f'like {sorted(state_dict)[:3]}); is it a checkpoint of another method?')

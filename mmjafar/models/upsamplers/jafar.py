@@ -1,0 +1,119 @@
+"""JAFAR: Jack up Any Feature at Any Resolution (Couairon, Chambon et al., 2025)."""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmjafar.registry import MODELS
+from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool, make_encoder
+from ..layers.attention import _check_impl
+from .base import BaseUpsampler, SizeLike
+
+
+@MODELS.register_module()
+class JAFAR(BaseUpsampler):
+    """JAFAR attention-based feature upsampler, exact to the official implementation and checkpoint-compatible.
+
+    A light encoder turns the guidance image into a 2-D-RoPE-augmented code; queries are that code pooled to the
+    output size, keys the code pooled to the feature grid and modulated (SFT) by the L2-normalised features;
+    the head-averaged attention weights interpolate the raw features::
+
+        out = mean_h softmax(Q_h K_h^T / sqrt(d)) @ F
+
+    Official checkpoints (bare state dicts, ``{'jafar': state_dict}`` training files, files with extra keys of
+    unused modules) load strictly with ``load_state_dict``, ``mmengine.runner.load_checkpoint`` or
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
+
+    Args:
+        input_dim: guidance image channels.
+        qk_dim: width of the image code, queries and keys.
+        v_dim: feature channels of the backbone (384 for ViT-S, 768 for ViT-B).
+        kernel_size: kernel of the image encoder's first convolution.
+        num_heads: attention heads.
+        feature_dim: accepted for compatibility with the official configs; must equal ``v_dim`` if given.
+        impl: attention implementation, 'lean' (default: exact, chunked, bounded memory in forward and
+            backward, faster encoders) or 'naive' (the official materialised path, for comparison).
+        chunk_elements: lean attention working-set budget in elements of logits (default 2**24).
+        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+
+    Example:
+        >>> import torch
+        >>> up = JAFAR(v_dim=384).eval()
+        >>> up(torch.randn(1, 3, 112, 112), torch.randn(1, 384, 8, 8), (56, 40)).shape
+        torch.Size([1, 384, 56, 40])
+    """
+
+    checkpoint_wrapper_keys = ('jafar', )
+    checkpoint_ignored_prefixes = ('query_features_encoder.', )
+
+    def __init__(self, input_dim: int = 3, qk_dim: int = 128, v_dim: int = 384, kernel_size: int = 1,
+                 num_heads: int = 4, feature_dim: Optional[int] = None, impl: Optional[str] = None,
+                 chunk_elements: Optional[int] = None, output_size: Optional[SizeLike] = None,
+                 scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,
+                 init_cfg=None) -> None:
+        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
+                         check_inputs=check_inputs, init_cfg=init_cfg)
+        if feature_dim is not None and feature_dim != v_dim:
+            raise ValueError(f'JAFAR: feature_dim ({feature_dim}) and v_dim ({v_dim}) differ; v_dim is the '
+                             'backbone\'s feature channel count')
+        self.input_dim, self.qk_dim, self.v_dim, self.num_heads = input_dim, qk_dim, v_dim, num_heads
+        self.impl = None if impl is None else _check_impl(impl)
+        self.image_encoder = make_encoder(input_dim, qk_dim, kernel_size=kernel_size)
+        self.key_encoder = make_encoder(qk_dim, qk_dim)
+        self.query_encoder = make_encoder(qk_dim, qk_dim)
+        self.norm = nn.GroupNorm(8, qk_dim, affine=False)
+        self.key_features_encoder = make_encoder(v_dim, qk_dim)
+        self.cross_decode = CrossAttentionBlock(qk_dim, qk_dim, v_dim, num_heads, impl=impl,
+                                                chunk_elements=chunk_elements)
+        self.sft_key = SFTModulation(qk_dim, qk_dim)
+        self.rope = RoPE2d(qk_dim, theta=100)
+
+    @property
+    def in_channels(self) -> int:
+        return self.v_dim
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """The full-resolution image code with RoPE, ``(B, qk_dim, H_img, W_img)``."""
+        return apply_rope_2d(self.image_encoder(image), self.rope.freqs)
+
+    def queries_and_keys(self, image: torch.Tensor, features: torch.Tensor,
+                         output_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Queries ``(B, qk, H, W)`` (pooled + GroupNorm) and SFT-modulated keys ``(B, qk, h, w)``."""
+        code = self.encode_image(image)
+        grid = tuple(features.shape[-2:])
+        if _check_impl(self.impl) == 'naive':
+            queries = F.adaptive_avg_pool2d(self.query_encoder(code), output_size)
+            keys = F.adaptive_avg_pool2d(self.key_encoder(code), grid)
+        else:
+            queries = encode_and_pool(self.query_encoder, code, output_size)
+            keys = encode_and_pool(self.key_encoder, code, grid)
+        del code
+        queries = self.norm(queries)
+        keys = self.sft_key(keys, self.key_features_encoder(F.normalize(features, dim=1)))
+        return queries, keys
+
+    def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
+        queries, keys = self.queries_and_keys(image, features, output_size)
+        return self.cross_decode(queries, keys, features)
+
+    @torch.no_grad()
+    def attention_maps(self, image: torch.Tensor, features: torch.Tensor,
+                       output_size: Optional[SizeLike] = None) -> torch.Tensor:
+        """Head-averaged attention weights ``(B, H*W, h*w)`` (materialised; for visualisation)."""
+        self.validate(image, features)
+        queries, keys = self.queries_and_keys(image, features, self.resolve_output_size(image, features,
+                                                                                        output_size))
+        return self.cross_decode.attention_weights(queries, keys)
+
+    def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
+        super().check_checkpoint(state_dict)
+        weight = state_dict.get('key_features_encoder.0.weight')
+        if weight is not None and weight.shape[1] != self.v_dim:
+            raise ValueError(f'JAFAR: checkpoint has v_dim={weight.shape[1]} but this module was built with '
+                             f'v_dim={self.v_dim}; set v_dim={weight.shape[1]} (and use the backbone it was '
+                             'trained for)')
+        weight = state_dict.get('image_encoder.0.weight')
+        if weight is not None and weight.shape[:2] != (self.qk_dim, self.input_dim):
+            raise ValueError(f'JAFAR: checkpoint has qk_dim={weight.shape[0]}, input_dim={weight.shape[1]} but '
+                             f'this module was built with qk_dim={self.qk_dim}, input_dim={self.input_dim}')
