@@ -184,6 +184,13 @@ class BaseUpsampler(BaseModule):
             if isinstance(nested, dict):
                 for key, value in nested.items():
                     state_dict[prefix + key] = value
+                # what sat beside the weights in a training file (optimizer state, step counters) is not ours
+                extra = [k for k, v in state_dict.items() if k.startswith(prefix) and not torch.is_tensor(v)]
+                for key in extra:
+                    del state_dict[key]
+                if extra:
+                    print_log(f'{type(self).__name__}: ignored non-weight entries of the checkpoint file: '
+                              f'{sorted(k[len(prefix):] for k in extra)}', logger='current')
         ours = [k for k in state_dict if k.startswith(prefix)]
         for key in ours:
             if key.startswith(prefix + 'module.'):

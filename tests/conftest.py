@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get('MMJAFAR_SHARED', REPO.parent / 'shared'))
+GOLDEN = SHARED / 'golden'
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: heavier end-to-end runs (still run by .ci/run)')
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope='session')
+def golden_dir() -> Path:
+    """``../shared/golden`` (override with MMJAFAR_SHARED). Parity tests need it: fail loudly if absent."""
+    if not GOLDEN.is_dir():
+        raise FileNotFoundError(f'golden fixtures not found at {GOLDEN}; set MMJAFAR_SHARED to the shared folder')
+    return GOLDEN
+
+
+def load_golden(path: Path) -> dict:
+    return torch.load(path, weights_only=True)

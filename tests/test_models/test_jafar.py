@@ -1,0 +1,201 @@
+"""JAFAR: golden parity with the official code, checkpoint formats, lean vs naive, dtypes, errors."""
+import logging
+
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmengine.runner import load_checkpoint
+
+from mmjafar.models.layers import averaged_attention
+from mmjafar.models.upsamplers import JAFAR
+from tests.conftest import load_golden
+
+CASES = ['case_a.pt', 'case_a_56.pt', 'case_b.pt', 'case_c.pt']
+
+
+def golden_model(golden_dir, name='case_a.pt', **kwargs):
+    data = load_golden(golden_dir / 'jafar' / name)
+    model = JAFAR(**data['constructor'], **kwargs).eval()
+    model.load_state_dict(data['state_dict'])  # strict
+    return model, data
+
+
+@pytest.mark.parametrize('impl', ['lean', 'naive'])
+@pytest.mark.parametrize('case', CASES)
+def test_golden_parity(golden_dir, case, impl):
+    model, data = golden_model(golden_dir, case, impl=impl)
+    inputs = data['inputs']
+    with torch.no_grad():
+        out = model(inputs['image'], inputs['features'], inputs['output_size'])
+    assert out.shape == data['output'].shape
+    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+
+
+def test_golden_intermediates(golden_dir):
+    model, data = golden_model(golden_dir)
+    inputs, inter = data['inputs'], data['intermediates']
+    with torch.no_grad():
+        queries, keys = model.queries_and_keys(inputs['image'], inputs['features'], inputs['output_size'])
+        weights = model.attention_maps(inputs['image'], inputs['features'], inputs['output_size'])
+    torch.testing.assert_close(queries, inter['queries_before_conv'], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(keys, inter['keys_after_sft'], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(weights, inter['attn_weights_head_mean'], atol=1e-5, rtol=1e-4)
+    # far from uniform, so a transposed or shifted map would be caught
+    assert weights.max() > 10 / weights.shape[-1]
+
+
+def test_state_dict_keys_are_official(golden_dir):
+    data = load_golden(golden_dir / 'jafar' / 'case_a.pt')
+    assert list(JAFAR(**data['constructor']).state_dict()) == list(data['state_dict'])
+
+
+def test_checkpoint_layouts(golden_dir, tmp_path, caplog):
+    data = load_golden(golden_dir / 'jafar' / 'case_a.pt')
+    sd = data['state_dict']
+    inputs = data['inputs']
+    extra = {'query_features_encoder.0.weight': torch.zeros(128, 384, 1, 1)}
+    layouts = {
+        'bare.pth': dict(sd),
+        'train.pth': {'jafar': dict(sd), 'optimizer': {}, 'step': 10},
+        'extra.pth': {**sd, **extra},
+        'ddp.pth': {'module.' + k: v for k, v in sd.items()},
+    }
+    for name, content in layouts.items():
+        torch.save(content, tmp_path / name)
+        # 1. plain torch load_state_dict, strict
+        model = JAFAR(**data['constructor']).eval()
+        model.load_state_dict(content if name != 'train.pth' else content['jafar'])
+        # 2. mmengine load_checkpoint (strict) from the file
+        model = JAFAR(**data['constructor']).eval()
+        load_checkpoint(model, str(tmp_path / name), strict=True, logger='silent')
+        with torch.no_grad():
+            out = model(inputs['image'], inputs['features'], inputs['output_size'])
+        torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4, msg=name)
+        # 3. init_cfg Pretrained (what an mm config uses)
+        model = JAFAR(**data['constructor'], init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / name)))
+        model.init_weights()
+        for k, v in sd.items():
+            torch.testing.assert_close(model.state_dict()[k], v.float(), msg=f'{name}: {k}')
+
+
+def test_extra_keys_are_logged(golden_dir):
+    data = load_golden(golden_dir / 'jafar' / 'case_a.pt')
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        JAFAR(**data['constructor']).load_state_dict(
+            {**data['state_dict'], 'query_features_encoder.1.conv1.weight': torch.zeros(1)})
+    finally:
+        logger.removeHandler(handler)
+    assert any('query_features_encoder' in r.getMessage() for r in records)
+
+
+def test_wrong_checkpoint_errors(golden_dir):
+    data = load_golden(golden_dir / 'jafar' / 'case_a.pt')
+    with pytest.raises(ValueError, match='checkpoint has v_dim=384 but this module was built with v_dim=768'):
+        JAFAR(v_dim=768).load_state_dict(data['state_dict'])
+    with pytest.raises(ValueError, match='another method'):
+        JAFAR().load_state_dict({'up1.range_temp': torch.tensor(1.0)}, strict=False)
+
+
+def test_input_errors():
+    model = JAFAR(v_dim=8, qk_dim=32, num_heads=4)
+    img, feats = torch.randn(2, 3, 32, 32), torch.randn(2, 8, 4, 4)
+    with pytest.raises(ValueError, match='features have 9 channels but the module was built for 8'):
+        model(img, torch.randn(2, 9, 4, 4), (8, 8))
+    with pytest.raises(ValueError, match='batch'):
+        model(img[:1], feats, (8, 8))
+    with pytest.raises(ValueError, match='4-D'):
+        model(img, feats[0], (8, 8))
+    with pytest.raises(ValueError, match='4-D'):
+        model(img[0], feats, (8, 8))
+    with pytest.raises(ValueError, match='positive'):
+        model(img, feats, (0, 8))
+    with pytest.raises(ValueError, match='NaN or Inf'):
+        model(img, feats.clone().index_fill_(0, torch.tensor([1]), float('nan')), (8, 8))
+    with pytest.raises(ValueError, match='NaN or Inf'):
+        model(img.clone().fill_(float('inf')), feats, (8, 8))
+    # opt-out flag
+    JAFAR(v_dim=8, qk_dim=32, check_inputs=False)(img, feats.clone().fill_(float('nan')), (8, 8))
+
+
+@pytest.mark.parametrize('size', [(5, 7), (8, 8), (13, 4), (40, 24), (2, 2)])
+def test_any_output_size_lean_equals_naive(size):
+    torch.manual_seed(0)
+    lean = JAFAR(v_dim=16, qk_dim=32, impl='lean', chunk_elements=97).eval()
+    naive = JAFAR(v_dim=16, qk_dim=32, impl='naive').eval()
+    naive.load_state_dict(lean.state_dict())
+    img, feats = torch.randn(2, 3, 24, 20), torch.randn(2, 16, 6, 5)
+    with torch.no_grad():
+        out = lean(img, feats, size)
+        ref = naive(img, feats, size)
+    assert out.shape == (2, 16, *size)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_lean_gradients_equal_naive():
+    torch.manual_seed(0)
+    lean = JAFAR(v_dim=16, qk_dim=32, impl='lean', chunk_elements=64).double()
+    naive = JAFAR(v_dim=16, qk_dim=32, impl='naive').double()
+    naive.load_state_dict(lean.state_dict())
+    img = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    feats = torch.randn(2, 16, 4, 4, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for model in (lean, naive):
+        model.zero_grad()
+        feats.grad = None
+        out = model(img, feats, (12, 10))
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+                     | {'features': feats.grad.clone()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-9, rtol=1e-7, msg=name)
+    # the parameters the official forward never uses are frozen, everything else learns
+    frozen = {n for n, p in lean.named_parameters() if not p.requires_grad}
+    assert frozen == {'cross_decode.cross_attn.norm_v.weight', 'cross_decode.cross_attn.attention.v_proj_weight',
+                      'cross_decode.cross_attn.attention.out_proj.weight',
+                      'cross_decode.cross_attn.attention.out_proj.bias'}
+    assert set(grads[0]) == {n for n, p in lean.named_parameters() if p.requires_grad} | {'features'}
+
+
+def test_averaged_attention_gradcheck():
+    torch.manual_seed(0)
+    q = torch.randn(1, 2, 7, 3, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(1, 2, 5, 3, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(1, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *x: averaged_attention(*x, impl='lean', chunk_elements=20), (q, k, v))
+
+
+def test_reduced_precision(golden_dir):
+    model, data = golden_model(golden_dir, 'case_b.pt')
+    inputs = data['inputs']
+    ref = data['output']
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out_bf16 = model(inputs['image'], inputs['features'], inputs['output_size'])
+    assert torch.isfinite(out_bf16).all()
+    # bf16 keeps 8 mantissa bits: relative error of the output stays within a few percent of its range
+    assert (out_bf16.float() - ref).abs().max() < 0.15 * ref.abs().max()
+    half = model.half()
+    with torch.no_grad():
+        out_half = half(inputs['image'].half(), inputs['features'].half(), inputs['output_size'])
+    assert out_half.dtype == torch.float16
+    assert (out_half.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_default_output_size_policy():
+    model = JAFAR(v_dim=8, qk_dim=32).eval()
+    img, feats = torch.randn(1, 3, 20, 28), torch.randn(1, 8, 5, 7)
+    assert model(img, feats).shape[-2:] == (20, 28)
+    assert JAFAR(v_dim=8, qk_dim=32, scale_factor=2)(img, feats).shape[-2:] == (10, 14)
+    assert JAFAR(v_dim=8, qk_dim=32, output_size=9)(img, feats).shape[-2:] == (9, 9)
+
+
+def test_frozen():
+    model = JAFAR(v_dim=8, qk_dim=32, frozen=True)
+    assert not any(p.requires_grad for p in model.parameters())
+    model.train()
+    assert not model.training
