@@ -53,6 +53,10 @@ class BaseUpsampler(BaseModule):
 
     #: whether :meth:`upsample` reads the guidance image.
     uses_image: bool = True
+    #: name of the constructor argument that takes the feature channel count (e.g. 'v_dim' for JAFAR), or None
+    #: when the module works with any channel count. Tools (benchmark, necks) use it to build a method for a
+    #: given backbone.
+    channels_arg: Optional[str] = None
     #: keys under which official training scripts nest the weights in their checkpoint files.
     checkpoint_wrapper_keys: Tuple[str, ...] = ()
     #: key prefixes of released files that do not belong to this module and are dropped when loading.

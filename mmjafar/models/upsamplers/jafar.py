@@ -44,6 +44,7 @@ class JAFAR(BaseUpsampler):
         torch.Size([1, 384, 56, 40])
     """
 
+    channels_arg = 'v_dim'
     checkpoint_wrapper_keys = ('jafar', )
     checkpoint_ignored_prefixes = ('query_features_encoder.', )
 
