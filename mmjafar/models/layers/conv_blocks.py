@@ -1,36 +1,62 @@
 """Convolutional building blocks of the JAFAR-family image and feature encoders."""
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
 class ResBlock(nn.Module):
-    """Pre-activation residual block: ``x + conv2(act(norm2(conv1(act(norm1(x))))))``.
+    """Pre-activation block: ``conv2(act(norm2(conv1(act(norm1(x))))))``, plus ``x`` (or ``shortcut(x)``) if residual.
 
-    Parameter names (``norm1``, ``conv1``, ``norm2``, ``conv2``, ``shortcut``) follow the official JAFAR code so
-    its checkpoints load unchanged. Convolutions have no bias; padding keeps the spatial size.
+    Parameter names follow the official code of each method so its checkpoints load unchanged:
+
+    * ``layout='named'`` (JAFAR, NAF): ``norm1``, ``conv1``, ``norm2``, ``conv2`` and ``shortcut``.
+    * ``layout='sequential'`` (AnyUp): one ``nn.Sequential`` named ``block`` holding
+      ``(norm1, SiLU, conv1, norm2, SiLU, conv2)`` at indices 0 to 5 (keys ``block.0`` ... ``block.5``); the
+      attributes ``norm1`` ... ``conv2`` still name those layers.
+
+    Padding keeps the spatial size.
 
     Args:
         in_channels: input channels.
-        out_channels: output channels (a 1x1 ``shortcut`` projection is added when they differ).
+        out_channels: output channels (a 1x1 ``shortcut`` projection is added when they differ and the block is
+            residual).
         kernel_size: kernel of both convolutions.
         num_groups: groups of the two GroupNorms.
         pad_mode: ``padding_mode`` of the convolutions ('zeros', 'reflect', ...).
+        bias: whether the convolutions have biases (NAF: True; JAFAR, AnyUp: False).
+        residual: add the input (JAFAR, AnyUp: True); NAF's encoder blocks are not residual.
+        layout: parameter naming, 'named' or 'sequential' (see above).
     """
 
+    _SEQUENTIAL_INDEX = {'norm1': 0, 'conv1': 2, 'norm2': 3, 'conv2': 5}
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, num_groups: int = 8,
-                 pad_mode: str = 'reflect') -> None:
+                 pad_mode: str = 'reflect', bias: bool = False, residual: bool = True,
+                 layout: str = 'named') -> None:
         super().__init__()
+        if layout not in ('named', 'sequential'):
+            raise ValueError(f"ResBlock layout must be 'named' or 'sequential', got {layout!r}")
         pad = kernel_size // 2
-        self.norm1 = nn.GroupNorm(num_groups, in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, padding_mode=pad_mode,
-                               bias=False)
-        self.norm2 = nn.GroupNorm(num_groups, out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size, padding=pad, padding_mode=pad_mode,
-                               bias=False)
+        norm1 = nn.GroupNorm(num_groups, in_channels)
+        conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, padding_mode=pad_mode, bias=bias)
+        norm2 = nn.GroupNorm(num_groups, out_channels)
+        conv2 = nn.Conv2d(out_channels, out_channels, kernel_size, padding=pad, padding_mode=pad_mode, bias=bias)
+        if layout == 'named':
+            self.norm1, self.conv1, self.norm2, self.conv2 = norm1, conv1, norm2, conv2
+        else:
+            self.block = nn.Sequential(norm1, nn.SiLU(), conv1, norm2, nn.SiLU(), conv2)
         self.activation_fn = nn.SiLU()
-        if in_channels != out_channels:
-            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.is_residual = residual
+        if residual and in_channels != out_channels:
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+
+    def __getattr__(self, name: str):
+        index = ResBlock._SEQUENTIAL_INDEX.get(name)
+        if index is not None and 'block' in self.__dict__.get('_modules', {}):
+            return self._modules['block'][index]
+        return super().__getattr__(name)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) if hasattr(self, 'shortcut') else x
@@ -40,26 +66,43 @@ class ResBlock(nn.Module):
         return self.activation_fn(self.norm2(self.conv1(self.activation_fn(self.norm1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.branch_before_conv2(x)) + self.residual(x)
+        out = self.conv2(self.branch_before_conv2(x))
+        return out + self.residual(x) if self.is_residual else out
 
 
 def make_encoder(in_channels: int, channels: int, kernel_size: int = 1, num_blocks: int = 2,
-                 num_groups: int = 8) -> nn.Sequential:
-    """``Conv(in -> channels, k, reflect, no bias)`` followed by ``num_blocks`` 1x1 :class:`ResBlock` s.
+                 num_groups: int = 8, block_kernel_size: int = 1, bias: bool = False, residual: bool = True,
+                 layout: str = 'named', stem: Optional[nn.Module] = None) -> nn.Sequential:
+    """``Conv(in -> channels, k, reflect)`` followed by ``num_blocks`` :class:`ResBlock` s.
 
-    The layout (indices 0, 1, 2, ...) is the official JAFAR/AnyUp encoder's, so state-dict keys match.
+    The layout (indices 0, 1, 2, ...) is the official JAFAR/AnyUp/NAF encoders', so state-dict keys match.
+
+    Args:
+        in_channels: input channels (of ``stem``'s output when a stem is given).
+        channels: output channels.
+        kernel_size: kernel of the first convolution.
+        num_blocks: number of blocks after it.
+        num_groups: GroupNorm groups of the blocks.
+        block_kernel_size: kernel of the blocks' convolutions (reflect padding).
+        bias: biases in every convolution (NAF) or none (JAFAR, AnyUp).
+        residual, layout: see :class:`ResBlock`.
+        stem: a module used at index 0 instead of the first convolution (AnyUp's feature unification).
     """
-    return nn.Sequential(
-        nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2, padding_mode='reflect',
-                  bias=False),
-        *[ResBlock(channels, channels, kernel_size=1, num_groups=num_groups) for _ in range(num_blocks)])
+    if stem is None:
+        stem = nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2, padding_mode='reflect',
+                         bias=bias)
+        in_channels = channels
+    blocks = [ResBlock(in_channels if i == 0 else channels, channels, kernel_size=block_kernel_size,
+                       num_groups=num_groups, bias=bias, residual=residual, layout=layout)
+              for i in range(num_blocks)]
+    return nn.Sequential(stem, *blocks)
 
 
 def encode_and_pool(encoder: nn.Sequential, x: torch.Tensor, size) -> torch.Tensor:
     """``adaptive_avg_pool2d(encoder(x), size)`` with less work at full resolution.
 
     When the encoder ends in a :class:`ResBlock` with a 1x1 ``conv2``, average pooling commutes with that
-    linear convolution: ``pool(conv2(a) + r) = conv2(pool(a)) + pool(r)``. The last convolution then runs on
+    affine convolution: ``pool(conv2(a) + r) = conv2(pool(a)) + pool(r)`` (``r`` only for residual blocks). The last convolution then runs on
     the pooled grid instead of the full-resolution one (the same math; float rounding differs at 1e-7).
     """
     *body, last = encoder
@@ -67,5 +110,5 @@ def encode_and_pool(encoder: nn.Sequential, x: torch.Tensor, size) -> torch.Tens
         x = layer(x)
     if not (isinstance(last, ResBlock) and last.conv2.kernel_size == (1, 1)):
         return F.adaptive_avg_pool2d(last(x), size)
-    branch = F.adaptive_avg_pool2d(last.branch_before_conv2(x), size)
-    return last.conv2(branch) + F.adaptive_avg_pool2d(last.residual(x), size)
+    out = last.conv2(F.adaptive_avg_pool2d(last.branch_before_conv2(x), size))
+    return out + F.adaptive_avg_pool2d(last.residual(x), size) if last.is_residual else out
