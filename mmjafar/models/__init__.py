@@ -1,2 +1,4 @@
+from .backbones import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .upsamplers import *  # noqa: F401,F403
+from .pretrain import *  # noqa: F401,F403

@@ -1,0 +1,310 @@
+"""Frozen timm Vision Transformers as OpenMMLab backbones returning NCHW patch features plus the guidance image."""
+import os
+import socket
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from mmjafar.registry import MODELS
+from mmjafar.structures import GuidedFeatures
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_MODES = (None, 'grid', 'image')
+# Keys under which training frameworks nest a state dict, and prefixes they put in front of the ViT's own keys.
+_WRAPPER_KEYS = ('state_dict', 'model', 'module', 'teacher', 'student')
+_KEY_PREFIXES = ('module.', 'backbone.', 'model.', 'encoder.')
+
+
+def _import_timm():
+    try:
+        import timm
+    except ImportError as err:  # pragma: no cover - timm is a runtime requirement
+        raise ImportError('TimmViT needs timm: pip install timm (see requirements/runtime.txt)') from err
+    return timm
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (False offline or with HF_HUB_OFFLINE=1)."""
+    if os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false', 'False'):
+        return False
+    endpoint = os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
+    host = endpoint.split('://', 1)[-1].split('/', 1)[0]
+    port = 443 if endpoint.startswith('https') else 80
+    if ':' in host:
+        host, port = host.rsplit(':', 1)[0], int(host.rsplit(':', 1)[1])
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def cached_hub_weights(model_name: str) -> Optional[str]:
+    """Path of the model's weights in the local Hugging Face cache, or None."""
+    timm = _import_timm()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return None
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    hub_id = getattr(cfg, 'hf_hub_id', None) if cfg is not None else None
+    if not hub_id:
+        return None
+    repo_id, _, revision = hub_id.partition('@')
+    for filename in ('open_clip_model.safetensors', 'model.safetensors', 'pytorch_model.bin'):
+        path = try_to_load_from_cache(repo_id, filename, revision=revision or None)
+        if isinstance(path, str) and os.path.isfile(path):
+            return path
+    return None
+
+
+def read_vit_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Read a ViT state dict from a timm file (``.safetensors``/``.pth``) or an mmengine checkpoint.
+
+    Wrappers such as ``{'state_dict': ...}`` are unwrapped and prefixes such as ``backbone.model.`` stripped, so a
+    checkpoint of a whole mmjafar segmentor or pretraining run works as well as a bare timm state dict.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'TimmViT: checkpoint file {path!r} does not exist; set checkpoint= to a local '
+                                'timm or mmengine .pth/.safetensors file of this model')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location='cpu', weights_only=False)
+    unwrapped = True
+    while unwrapped and isinstance(state, dict):
+        inner = [key for key in _WRAPPER_KEYS if isinstance(state.get(key), dict)]
+        unwrapped = bool(inner)
+        if inner:
+            state = state[inner[0]]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f'TimmViT: {path!r} holds no state dict of tensors')
+    # segmentor checkpoints hold other modules too: keep the backbone's part when there is one
+    if any(k.startswith('backbone.') for k in state):
+        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _KEY_PREFIXES:
+            if state and all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+@MODELS.register_module()
+class TimmViT(BaseModule):
+    """Any timm Vision Transformer as a (by default frozen) backbone returning NCHW patch features.
+
+    ``forward(image)`` takes the ImageNet-normalised batch ``(B, 3, H, W)`` (H, W multiples of the patch size; any
+    size works, the position embeddings are resampled) and returns :class:`~mmjafar.structures.GuidedFeatures`:
+    one ``(B, embed_dim, H/p, W/p)`` map per entry of ``out_indices`` (prefix and register tokens removed), with
+    ``image`` the input batch, so a guided upsampler used as neck finds its guidance image.
+
+    Weights, in this order: ``checkpoint`` (a local timm or mmengine file) if given; else, with ``pretrained``,
+    timm's own weights from the local Hugging Face cache or the hub when it is reachable; else random weights if
+    ``random_init=True`` (with a warning); otherwise a ``RuntimeError`` naming these options. Loaded weights are
+    marked initialised, so ``init_weights()`` of an mmengine ``Runner`` does not re-randomise them.
+
+    Models whose pretraining used another normalisation (CLIP, SigLIP) are fed a re-normalised copy of the input;
+    the guidance image stays ImageNet-normalised, which is what every upsampler expects.
+
+    Two costly baselines of the JAFAR paper are options, to pair with a bilinear upsampler:
+    ``patch_stride`` < patch size ("strided": overlapping patches give a denser grid) and ``image_scale`` > 1
+    ("large image": the input is bilinearly upscaled first). ``resize_output`` then optionally resizes the
+    denser maps bilinearly to the nominal ``H/p x W/p`` grid ('grid') or to the input size ('image').
+
+    Args:
+        model_name: timm model name, e.g. 'vit_small_patch14_dinov2.lvd142m', 'vit_base_patch16_224.dino',
+            'vit_small_patch14_reg4_dinov2.lvd142m', 'vit_base_patch16_clip_384',
+            'vit_base_patch16_siglip_512.v2_webli'.
+        pretrained: use timm's pretrained weights (cache or hub) when no ``checkpoint`` is given.
+        checkpoint: local weights file (timm state dict, ``.safetensors``, or an mmengine checkpoint).
+        random_init: allow random weights when no pretrained weights can be had (tests, debugging).
+        out_indices: blocks whose output tokens are returned (negative counts from the last block).
+        frozen: no gradients, eval mode kept (``train()`` does not switch it back), forward under no_grad.
+        norm: apply the model's final norm layer to every returned block output (as the official JAFAR wrapper).
+        patch_stride: stride of the patch embedding; None keeps the patch size.
+        image_scale: upscale factor applied to the input before the ViT (1 keeps it).
+        resize_output: None, 'grid' or 'image' (see above).
+        model_kwargs: extra arguments of ``timm.create_model`` (e.g. ``dict(drop_path_rate=0.1)``, or
+            ``dict(depth=2)`` for small tests).
+        init_cfg: mmengine init config of this module.
+
+    Example:
+        >>> import torch
+        >>> vit = TimmViT(pretrained=False, random_init=True)
+        >>> feats = vit(torch.randn(1, 3, 56, 84))
+        >>> tuple(feats[0].shape), tuple(feats.image.shape)
+        ((1, 384, 4, 6), (1, 3, 56, 84))
+    """
+
+    def __init__(self, model_name: str = 'vit_small_patch14_dinov2.lvd142m', pretrained: bool = True,
+                 checkpoint: Optional[str] = None, random_init: bool = False, out_indices: Sequence[int] = (-1, ),
+                 frozen: bool = True, norm: bool = True, patch_stride: Optional[int] = None,
+                 image_scale: float = 1.0, resize_output: Optional[str] = None,
+                 model_kwargs: Optional[Dict] = None, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        timm = _import_timm()
+        if resize_output not in RESIZE_MODES:
+            raise ValueError(f'TimmViT: resize_output must be one of {RESIZE_MODES}, got {resize_output!r}')
+        if image_scale <= 0:
+            raise ValueError(f'TimmViT: image_scale must be positive, got {image_scale}')
+        if not timm.is_model(model_name.split('.')[0]):
+            raise ValueError(f'TimmViT: {model_name!r} is not a timm model name (see timm.list_models("vit*"))')
+        self.model_name = model_name
+        self.frozen = frozen
+        self.norm = norm
+        self.image_scale = float(image_scale)
+        self.resize_output = resize_output
+
+        weights_path, use_hub = self._choose_weights(model_name, pretrained, checkpoint, random_init)
+        self.model = timm.create_model(model_name, pretrained=use_hub, num_classes=0, dynamic_img_size=True,
+                                       **dict(model_kwargs or {}))
+        self.weights_source = 'hub' if use_hub else (weights_path or 'random')
+        if weights_path is not None:
+            self._load_file(weights_path)
+        # timm initialised (or loaded) the ViT already: init_weights() of a Runner must not redo it.
+        self.model.is_init = True
+
+        patch = self.model.patch_embed.patch_size
+        if patch[0] != patch[1]:
+            raise ValueError(f'TimmViT: non-square patches {patch} are not supported')
+        self.patch_size = int(patch[0])
+        self.embed_dim = int(self.model.embed_dim)
+        self.num_blocks = len(self.model.blocks)
+        self.out_indices = self._check_indices(out_indices)
+        if patch_stride is not None:
+            if not 0 < patch_stride <= self.patch_size:
+                raise ValueError(f'TimmViT: patch_stride must be in [1, {self.patch_size}], got {patch_stride}')
+            self.model.patch_embed.proj.stride = (patch_stride, patch_stride)
+        self.patch_stride = int(self.model.patch_embed.proj.stride[0])
+
+        mean = torch.tensor(self.model.pretrained_cfg.get('mean', IMAGENET_MEAN), dtype=torch.float32)
+        std = torch.tensor(self.model.pretrained_cfg.get('std', IMAGENET_STD), dtype=torch.float32)
+        inet_mean, inet_std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        # x_model = (x * std_in + mean_in - mean) / std = x * scale + shift
+        self.renormalize = not (torch.allclose(mean, inet_mean) and torch.allclose(std, inet_std))
+        self.register_buffer('_renorm_scale', (inet_std / std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('_renorm_shift', ((inet_mean - mean) / std).view(1, 3, 1, 1), persistent=False)
+        if frozen:
+            self._freeze()
+
+    # ------------------------------------------------------------------ weights
+    @staticmethod
+    def _choose_weights(model_name: str, pretrained: bool, checkpoint: Optional[str],
+                        random_init: bool) -> Tuple[Optional[str], bool]:
+        """``(local file or None, load through timm's hub)`` following the documented order."""
+        if checkpoint is not None:
+            if not os.path.isfile(checkpoint):
+                raise FileNotFoundError(f'TimmViT({model_name}): checkpoint file {checkpoint!r} does not exist; set '
+                                        'checkpoint= to a local timm or mmengine .pth/.safetensors file')
+            return checkpoint, False
+        if pretrained:
+            cached = cached_hub_weights(model_name)
+            if cached is not None:
+                return cached, False
+            if hub_reachable():
+                return None, True
+            reason = 'pretrained=True but the Hugging Face hub is unreachable and the weights are not cached'
+        else:
+            reason = 'pretrained=False and no checkpoint was given'
+        if random_init:
+            warnings.warn(f'TimmViT({model_name}): {reason}; using RANDOM weights because random_init=True. '
+                          'Features of a random ViT are meaningless for evaluation.', stacklevel=3)
+            print_log(f'TimmViT({model_name}): RANDOM weights ({reason})', logger='current', level=30)
+            return None, False
+        raise RuntimeError(f'TimmViT({model_name}): no weights: {reason}. Either set checkpoint=\'/path/to/'
+                           'weights.pth\' (timm or mmengine layout), make the hub reachable (or pre-fill the '
+                           'Hugging Face cache, e.g. HF_HOME), or set random_init=True to run with random weights.')
+
+    def _load_file(self, path: str) -> None:
+        from timm.models.vision_transformer import checkpoint_filter_fn
+        state = read_vit_state_dict(path)
+        state = checkpoint_filter_fn(state, self.model)
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        # heads are dropped (num_classes=0); anything else missing means the file is for another model
+        missing = [k for k in missing if not k.startswith('head.')]
+        unexpected = [k for k in unexpected if not k.startswith(('head.', 'fc_norm.', 'mask_token'))]
+        if missing or unexpected:
+            raise ValueError(f'TimmViT({self.model_name}): {path!r} does not fit this model: missing '
+                             f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected '
+                             f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; is it the checkpoint of '
+                             'another architecture? Pass the matching model_name.')
+        print_log(f'TimmViT({self.model_name}): loaded weights from {path}', logger='current')
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.frozen:
+            self._freeze()
+
+    # ------------------------------------------------------------------ frozen
+    def _freeze(self) -> None:
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode and not self.frozen)
+        return self
+
+    # ------------------------------------------------------------------ forward
+    def _check_indices(self, out_indices: Sequence[int]) -> List[int]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        if not out_indices:
+            raise ValueError('TimmViT: out_indices is empty')
+        indices = []
+        for i in out_indices:
+            j = i + self.num_blocks if i < 0 else i
+            if not 0 <= j < self.num_blocks:
+                raise ValueError(f'TimmViT: out_indices entry {i} is out of range for {self.num_blocks} blocks')
+            indices.append(j)
+        return indices
+
+    def feature_grid(self, height: int, width: int) -> Tuple[int, int]:
+        """Token grid ``(h, w)`` for an input of ``height x width`` (after ``image_scale``)."""
+        height, width = int(height * self.image_scale), int(width * self.image_scale)
+        return ((height - self.patch_size) // self.patch_stride + 1,
+                (width - self.patch_size) // self.patch_stride + 1)
+
+    def forward(self, image: torch.Tensor) -> GuidedFeatures:
+        """``(B, 3, H, W)`` -> GuidedFeatures of ``(B, embed_dim, h, w)`` maps, ``image`` attached."""
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f'TimmViT: expected a (B, 3, H, W) image batch, got {tuple(image.shape)}')
+        height, width = image.shape[-2:]
+        x = image
+        if self.image_scale != 1.0:
+            x = F.interpolate(x, scale_factor=self.image_scale, mode='bilinear', align_corners=False)
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(f'TimmViT: input size {tuple(x.shape[-2:])} is not a multiple of the patch size '
+                             f'{self.patch_size}; resize or crop the images to multiples of {self.patch_size}')
+        if self.renormalize:
+            x = x * self._renorm_scale + self._renorm_shift
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            maps = self._blocks(x)
+        if self.resize_output is not None:
+            size = (height // self.patch_size, width // self.patch_size) if self.resize_output == 'grid' \
+                else (height, width)
+            maps = [F.interpolate(m, size=size, mode='bilinear', align_corners=False) for m in maps]
+        return GuidedFeatures(maps, image=image)
+
+    def _blocks(self, x: torch.Tensor) -> List[torch.Tensor]:
+        vit = self.model
+        tokens = vit.patch_embed(x)  # (B, h, w, C): timm's dynamic size mode keeps the grid
+        batch, grid_h, grid_w = tokens.shape[:3]
+        tokens = vit.norm_pre(vit.patch_drop(vit._pos_embed(tokens)))
+        wanted, maps = set(self.out_indices), {}
+        for i, block in enumerate(vit.blocks[:max(self.out_indices) + 1]):
+            tokens = block(tokens)
+            if i in wanted:
+                out = vit.norm(tokens) if self.norm else tokens
+                out = out[:, vit.num_prefix_tokens:]
+                maps[i] = out.reshape(batch, grid_h, grid_w, -1).permute(0, 3, 1, 2).contiguous()
+        return [maps[i] for i in self.out_indices]
