@@ -10,6 +10,7 @@ from mmjafar.registry import MODELS
 from ..layers.channel_norm import ChannelNorm
 from ..layers.local_window import local_similarity, local_weighted_sum
 from ..layers.resize import resize_features
+from ..layers.stages import add_stages, get_stages
 from .base import BaseUpsampler, SizeLike
 
 
@@ -104,6 +105,7 @@ class JBUStack(BaseUpsampler):
         torch.Size([1, 384, 64, 64])
     """
 
+    channels_arg = 'feat_dim'
     checkpoint_ignored_prefixes = ('model.', 'downsampler.', 'scale_net.')
     num_stages = 4
 
@@ -114,23 +116,19 @@ class JBUStack(BaseUpsampler):
                          check_inputs=check_inputs, init_cfg=init_cfg)
         self.feat_dim = feat_dim
         self.feature_norm = ChannelNorm(feat_dim) if feature_norm else None
-        for i in range(self.num_stages):
-            self.add_module(f'up{i + 1}', JBUStage())
+        add_stages(self, self.num_stages, JBUStage)
         self.fixup_proj = nn.Sequential(nn.Dropout2d(0.2), nn.Conv2d(feat_dim, feat_dim, kernel_size=1))
 
     @property
     def in_channels(self) -> int:
         return self.feat_dim
 
-    def stages(self):
-        return [getattr(self, f'up{i + 1}') for i in range(self.num_stages)]
-
     def forward_stack(self, image: torch.Tensor, features: torch.Tensor, return_stages: bool = False):
         """The official x16 output (after the optional feature norm); with ``return_stages`` also the list of
         the outputs of every stage."""
         source = features if self.feature_norm is None else self.feature_norm(features)
         outs = []
-        for stage in self.stages():
+        for stage in get_stages(self):
             h, w = source.shape[-2:]
             source = stage(source, F.adaptive_avg_pool2d(image, (2 * h, 2 * w)))
             outs.append(source)

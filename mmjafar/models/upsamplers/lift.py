@@ -61,6 +61,8 @@ class LiFT(BaseUpsampler):
         torch.Size([1, 384, 16, 16])
     """
 
+    channels_arg = 'in_channels'
+
     def __init__(self, in_channels: int = 384, patch_size: int = 16, pre_shape: bool = False,
                  post_shape: bool = False, num_stages: int = 1, output_size: Optional[SizeLike] = None,
                  scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,

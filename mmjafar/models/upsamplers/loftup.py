@@ -123,6 +123,7 @@ class LoftUp(BaseUpsampler):
         torch.Size([1, 384, 32, 32])
     """
 
+    channels_arg = 'dim'
     checkpoint_ignored_prefixes = ('model.0.', )
 
     def __init__(self, dim: int = 384, n_freqs: int = 20, num_heads: int = 4, num_layers: int = 2,
