@@ -1,4 +1,5 @@
 from .backbones import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
 from .upsamplers import *  # noqa: F401,F403
 from .pretrain import *  # noqa: F401,F403
