@@ -43,11 +43,20 @@ def _chunk_len(batch: int, heads: int, num_queries: int, num_keys: int, chunk_el
     return max(1, min(num_queries, budget // max(1, batch * heads * num_keys)))
 
 
-def _mean_probs(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Head-averaged softmax ``(B, n, Nk)`` of the logits ``q @ k^T`` (softmax in float32 at least)."""
+def attention_probs(q: torch.Tensor, k: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-head softmax ``(B, H, n, Nk)`` of the logits ``q @ k^T (+ bias)``, in float32 at least.
+
+    ``bias`` is an additive logit bias broadcasting to ``(B, H, n, Nk)`` (``-inf`` masks a key out).
+    """
     logits = torch.matmul(q, k.transpose(-1, -2))
-    probs = torch.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
-    return probs.mean(dim=1)
+    if bias is not None:
+        logits = logits + bias
+    return torch.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+
+
+def _mean_probs(q: torch.Tensor, k: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Head-averaged softmax ``(B, n, Nk)`` of the logits ``q @ k^T (+ bias)`` (softmax in float32 at least)."""
+    return attention_probs(q, k, bias).mean(dim=1)
 
 
 class _LeanAveragedAttention(torch.autograd.Function):
@@ -86,7 +95,7 @@ class _LeanAveragedAttention(torch.autograd.Function):
 
 
 def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: Optional[str] = None,
-                       chunk_elements: Optional[int] = None) -> torch.Tensor:
+                       chunk_elements: Optional[int] = None, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``mean_h softmax(q_h k_h^T) @ v``.
 
     Args:
@@ -95,6 +104,8 @@ def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: 
         v: ``(B, Nk, C)`` values shared by all heads.
         impl: 'lean' (chunked, bounded memory, also in backward) or 'naive' (materialised weights).
         chunk_elements: lean only: budget of one chunk of logits in elements (``B*H*n*Nk``).
+        bias: optional additive logit bias ``(Nq, Nk)`` (e.g. ``-inf`` outside a window). With a bias the lean
+            path chunks the forward pass only; autograd then keeps each chunk's weights.
 
     Returns:
         ``(B, Nq, C)`` in ``v``'s dtype after promotion with ``q``'s.
@@ -103,13 +114,15 @@ def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: 
     dtype = torch.promote_types(q.dtype, v.dtype)
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     if impl == 'naive':
-        return torch.matmul(_mean_probs(q, k).to(dtype), v)
+        return torch.matmul(_mean_probs(q, k, bias).to(dtype), v)
     chunk = _chunk_len(q.shape[0], q.shape[1], q.shape[2], k.shape[2], chunk_elements)
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+    grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if grad and bias is None:
         return _LeanAveragedAttention.apply(q, k, v, chunk)
     out = v.new_empty(q.shape[0], q.shape[2], v.shape[-1])
     for s in range(0, q.shape[2], chunk):
-        torch.matmul(_mean_probs(q[:, :, s:s + chunk], k).to(dtype), v, out=out[:, s:s + chunk])
+        probs = _mean_probs(q[:, :, s:s + chunk], k, None if bias is None else bias[s:s + chunk])
+        out[:, s:s + chunk] = torch.matmul(probs.to(dtype), v)
     return out
 
 
@@ -130,11 +143,18 @@ class HeadAveragedCrossAttention(nn.Module):
         impl: 'lean', 'naive' or None (module default, see :data:`DEFAULT_IMPL`).
         chunk_elements: working-set budget of the lean path (elements of one chunk of logits).
         value_norm: whether the (unused) ``norm_v`` RMSNorm exists, as in JAFAR (AnyUp has none).
+        mha_value: what the naive path hands to ``nn.MultiheadAttention`` as its value input: 'value' (JAFAR:
+            the normalised features, so ``value_dim`` is the feature width) or 'key' (AnyUp: the keys, so the
+            attention is built with ``value_dim = query_dim`` and packed ``in_proj_weight``, and any feature
+            width works). Either way only the weights are used.
     """
 
     def __init__(self, query_dim: int, key_dim: int, value_dim: int, num_heads: int, impl: Optional[str] = None,
-                 chunk_elements: Optional[int] = None, value_norm: bool = True) -> None:
+                 chunk_elements: Optional[int] = None, value_norm: bool = True, mha_value: str = 'value') -> None:
         super().__init__()
+        if mha_value not in ('value', 'key'):
+            raise ValueError(f"mha_value must be 'value' or 'key', got {mha_value!r}")
+        self.mha_value = mha_value
         if key_dim != query_dim:
             raise ValueError(f'key_dim ({key_dim}) must equal query_dim ({query_dim})')
         if query_dim % num_heads:
@@ -169,20 +189,25 @@ class HeadAveragedCrossAttention(nn.Module):
         k = k.view(b, -1, self.num_heads, head_dim).transpose(1, 2)
         return q, k
 
-    def attention_weights(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    def attention_weights(self, query: torch.Tensor, key: torch.Tensor,
+                          attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The full head-averaged weights ``(B, Nq, Nk)`` (materialised; for visualisation and tests)."""
         q, k = self.project(query, key)
-        return _mean_probs(q, k)
+        return _mean_probs(q, k, attn_bias)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """``(B, Nq, Dq), (B, Nk, Dk), (B, Nk, C) -> (B, Nq, C)``."""
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(B, Nq, Dq), (B, Nk, Dk), (B, Nk, C) -> (B, Nq, C)``; ``attn_bias`` ``(Nq, Nk)`` is added to the logits."""
         impl = _check_impl(self.impl)
         if impl == 'naive':  # the official path: nn.MultiheadAttention with need_weights=True
-            _, weights = self.attention(self.norm_q(query), self.norm_k(key), self.norm_v(value),
-                                        need_weights=True, average_attn_weights=True)
+            key_n = self.norm_k(key)
+            mha_value = key_n if self.mha_value == 'key' else self.norm_v(value)
+            mask = None if attn_bias is None else attn_bias.to(query.dtype)
+            _, weights = self.attention(self.norm_q(query), key_n, mha_value, need_weights=True,
+                                        average_attn_weights=True, attn_mask=mask)
             return torch.einsum('bij,bjd->bid', weights, value)
         q, k = self.project(query, key)
-        return averaged_attention(q, k, value, impl='lean', chunk_elements=self.chunk_elements)
+        return averaged_attention(q, k, value, impl='lean', chunk_elements=self.chunk_elements, bias=attn_bias)
 
 
 class CrossAttentionBlock(nn.Module):
@@ -193,10 +218,11 @@ class CrossAttentionBlock(nn.Module):
     """
 
     def __init__(self, query_dim: int, key_dim: int, value_dim: int, num_heads: int, impl: Optional[str] = None,
-                 chunk_elements: Optional[int] = None, value_norm: bool = True) -> None:
+                 chunk_elements: Optional[int] = None, value_norm: bool = True, mha_value: str = 'value') -> None:
         super().__init__()
         self.cross_attn = HeadAveragedCrossAttention(query_dim, key_dim, value_dim, num_heads, impl=impl,
-                                                     chunk_elements=chunk_elements, value_norm=value_norm)
+                                                     chunk_elements=chunk_elements, value_norm=value_norm,
+                                                     mha_value=mha_value)
         self.conv2d = nn.Conv2d(query_dim, query_dim, kernel_size=3, padding=1, bias=False)
 
     @staticmethod

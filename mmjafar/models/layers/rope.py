@@ -26,10 +26,16 @@ def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     rotation when the learnt frequencies of a pair differ).
     """
     angle = rope_angles(freqs, x.shape[-2], x.shape[-1])
-    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
-    x1, x2 = x.chunk(2, dim=1)
-    rotated = torch.cat((-x2, x1), dim=1)
-    return x * cos + rotated * sin
+    return rope_rotate(x, angle.cos().to(x.dtype), angle.sin().to(x.dtype), dim=1)
+
+
+def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``x * cos + rotate_half(x) * sin`` along ``dim``, with ``rotate_half(x) = cat(-x[D/2:], x[:D/2])``.
+
+    Channel ``c`` pairs with ``c + D/2`` (``D = x.shape[dim]``); ``cos`` and ``sin`` broadcast against ``x``.
+    """
+    x1, x2 = x.chunk(2, dim=dim)
+    return x * cos + torch.cat((-x2, x1), dim=dim) * sin
 
 
 class RoPE2d(nn.Module):
