@@ -8,6 +8,7 @@ from mmjafar.models.layers.local_window import local_similarity, local_weighted_
 
 def reference_weighted_sum(weights, features, k):
     """out[b,c,Y,X] = sum over in-bounds taps of w[b, g(c)*k*k + t, Y, X] * x[b, c, Y//s+i-r, X//s+j-r]."""
+    weights, features = weights.detach(), features.detach()
     b, c, h, w = features.shape
     height, width = weights.shape[-2:]
     s, r, groups = height // h, k // 2, weights.shape[1] // (k * k)
@@ -28,6 +29,7 @@ def reference_weighted_sum(weights, features, k):
 
 
 def reference_similarity(query, key, k):
+    query, key = query.detach(), key.detach()
     b, e, height, width = query.shape
     h, w = key.shape[-2:]
     s, r = height // h, k // 2
