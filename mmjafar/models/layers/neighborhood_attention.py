@@ -70,12 +70,13 @@ def nearest_exact_indices(out_len: int, in_len: int) -> torch.Tensor:
     return F.interpolate(ramp, size=out_len, mode='nearest-exact').view(out_len).round().long()
 
 
-def neighborhood_bias(out_len: int, in_len: int, kernel_size: int, dilation: int, device=None) -> torch.Tensor:
+def neighborhood_bias(out_len: int, in_len: int, kernel_size: int, dilation: int, device=None,
+                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``(out_len, in_len)`` log-multiplicity bias of one axis: ``log`` of how many taps of query ``i`` land on
     key ``r`` of the small grid after ``nearest-exact`` enlargement, ``-inf`` for keys it does not see."""
     taps = nearest_exact_indices(out_len, in_len)[neighborhood_indices(out_len, kernel_size, dilation)]
-    counts = torch.zeros(out_len, in_len).scatter_add_(1, taps, torch.ones(taps.shape))
-    return counts.log().to(device)
+    counts = torch.zeros(out_len, in_len, dtype=torch.float64).scatter_add_(1, taps, torch.ones(taps.shape).double())
+    return counts.log().to(device=device, dtype=dtype)
 
 
 def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: Tuple[int, int],
@@ -150,8 +151,9 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         out = _natten_attention(q, k, v, kernel_size, dilation, scale)
         return out.unflatten(-1, (q.shape[1], -1)).mean(dim=3) if average_heads else out
     (out_h, out_w), (h, w) = q.shape[2:4], k.shape[2:4]
-    row_bias = neighborhood_bias(out_h, h, kernel_size[0], dilation[0], device=q.device)
-    col_bias = neighborhood_bias(out_w, w, kernel_size[1], dilation[1], device=q.device)
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    row_bias = neighborhood_bias(out_h, h, kernel_size[0], dilation[0], device=q.device, dtype=dtype)
+    col_bias = neighborhood_bias(out_w, w, kernel_size[1], dilation[1], device=q.device, dtype=dtype)
     return windowed_attention(q * scale, k, v[:, 0] if average_heads else v, row_bias, col_bias,
                               average_heads=average_heads, chunk_elements=chunk_elements)
 

@@ -1,0 +1,131 @@
+"""NAF: golden parity with the official code, checkpoint loading, channel-agnostic use, errors."""
+import pytest
+import torch
+from mmengine.registry import MODELS
+from mmengine.runner import load_checkpoint
+
+from mmjafar.models.upsamplers import NAF
+from mmjafar.models.upsamplers.naf import NAFImageEncoder
+from tests.conftest import load_golden
+
+CASES = ['case_a.pt', 'case_b.pt']
+
+
+def golden_model(golden_dir, name='case_a.pt', **kwargs):
+    data = load_golden(golden_dir / 'naf' / name)
+    model = NAF(**data['constructor'], **kwargs).eval()
+    model.load_state_dict(data['state_dict'])  # strict
+    return model, data
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_golden_parity(golden_dir, case):
+    model, data = golden_model(golden_dir, case, impl='torch')
+    inputs = data['inputs']
+    with torch.no_grad():
+        out = model(inputs['image'], inputs['features'], inputs['output_size'])
+    assert out.shape == data['output'].shape
+    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+
+
+def test_golden_intermediates(golden_dir):
+    model, data = golden_model(golden_dir)
+    inputs, inter = data['inputs'], data['intermediates']
+    with torch.no_grad():
+        queries, keys = model.queries_and_keys(inputs['image'], inputs['features'], inputs['output_size'])
+        logits = model.attention_logits(inputs['image'], inputs['features'], inputs['output_size'])
+    torch.testing.assert_close(queries, inter['image_features'], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(keys, inter['keys'], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits, inter['attn_logits'], atol=1e-4, rtol=1e-4)
+    assert logits.std() > 1  # far from uniform: a shifted neighbourhood would show
+
+
+def test_resize_rule_changes_aspect_ratio():
+    # case_b: 126x168 image, output (27, 50): the encoders see 108x108, not an aspect-preserving size
+    image = torch.zeros(1, 3, 126, 168)
+    assert NAFImageEncoder.resized_image(image, (27, 50)).shape[-2:] == (108, 108)
+    assert NAFImageEncoder.resized_image(image, (40, 50)).shape[-2:] == (126, 168)  # not more than 4x: kept
+
+
+def test_state_dict_is_official_and_periods_are_loaded(golden_dir):
+    data = load_golden(golden_dir / 'naf' / 'case_a.pt')
+    model = NAF(**data['constructor'])
+    assert list(model.state_dict()) == list(data['state_dict'])
+    default_periods = model.image_encoder.rope.periods.clone()
+    model.load_state_dict(data['state_dict'])
+    loaded = model.image_encoder.rope.periods
+    torch.testing.assert_close(loaded, data['state_dict']['image_encoder.rope.periods'].float())
+    assert not torch.allclose(loaded, default_periods)  # the fixture perturbs it: it must come from the file
+    # the buffer is what the forward pass uses
+    model.eval()
+    inputs = data['inputs']
+    with torch.no_grad():
+        out = model(inputs['image'], inputs['features'], inputs['output_size'])
+        model.image_encoder.rope.periods.copy_(default_periods)
+        other = model(inputs['image'], inputs['features'], inputs['output_size'])
+    assert (out - other).abs().max() > 1e-2
+
+
+def test_checkpoint_file_and_registry(golden_dir, tmp_path):
+    data = load_golden(golden_dir / 'naf' / 'case_b.pt')
+    path = tmp_path / 'naf_release.pth'
+    torch.save(data['state_dict'], path)
+    model = MODELS.build(dict(type='NAF')).eval()
+    load_checkpoint(model, str(path), strict=True)
+    inputs = data['inputs']
+    with torch.no_grad():
+        out = model(inputs['image'], inputs['features'], inputs['output_size'])
+    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+    assert isinstance(MODELS.build(dict(type='mmjafar.NAF', kernel_size=7)), NAF)
+
+
+def test_checkpoint_of_other_width_is_rejected(golden_dir):
+    data = load_golden(golden_dir / 'naf' / 'case_a.pt')
+    with pytest.raises(ValueError, match='dim=256'):
+        NAF(dim=128).load_state_dict(data['state_dict'])
+
+
+@pytest.mark.parametrize('channels', [384, 768])
+def test_one_instance_any_channel_count(channels):
+    torch.manual_seed(0)
+    model = NAF().eval()
+    image = torch.randn(2, 3, 64, 80)
+    features = torch.randn(2, channels, 9, 10)
+    with torch.no_grad():
+        out = model(image, features, (36, 40))
+        flat = model(image, torch.ones(2, channels, 9, 10) * 2.5, (36, 40))
+    assert out.shape == (2, channels, 36, 40) and torch.isfinite(out).all()
+    torch.testing.assert_close(flat, torch.full_like(flat, 2.5))  # convex combinations of the values
+    # each head filters its own C / heads channels: changing the last head's features leaves the others unchanged
+    changed = features.clone()
+    changed[:, -channels // 4:] += 1
+    with torch.no_grad():
+        out2 = model(image, changed, (36, 40))
+    torch.testing.assert_close(out2[:, :-channels // 4], out[:, :-channels // 4])
+
+
+def test_training_step_has_gradients():
+    torch.manual_seed(0)
+    model = NAF(img_layers=1).train()
+    out = model(torch.randn(1, 3, 48, 48), torch.randn(1, 8, 9, 9), (18, 18))
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_errors():
+    model = NAF().eval()
+    image = torch.randn(1, 3, 112, 112)
+    with pytest.raises(ValueError, match='at least 9x9'):
+        model(image, torch.randn(1, 384, 8, 8), (32, 32))
+    with pytest.raises(ValueError, match='smaller than the feature grid'):
+        model(image, torch.randn(1, 384, 10, 10), (9, 20))
+    with pytest.raises(ValueError, match='divisible by heads_attn'):
+        model(image, torch.randn(1, 30, 9, 9), (18, 18))
+    with pytest.raises(ValueError, match='use_encoder'):
+        NAF(use_encoder=False)
+    with pytest.raises(ValueError, match='impl'):
+        NAF(impl='cuda')
+    with pytest.raises(ValueError, match='kernel_size must be odd'):
+        NAF(kernel_size=8)
