@@ -5,27 +5,40 @@ import torch
 from torch import nn
 
 
-def rope_angles(freqs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def rope_angles(freqs: torch.Tensor, height: int, width: int, rows: slice = slice(None)) -> torch.Tensor:
     """Angles ``(C, H, W)`` of a ``[0, 1] x [0, 1]`` coordinate grid (row first): ``r * freqs[0] + c * freqs[1]``.
+
+    ``rows`` selects a band of rows (the values are those of the full grid).
 
     Computed in float32 at least (the official code's coordinates are float32; this also keeps fp16 models
     accurate), on ``freqs``' device.
     """
     dtype = torch.promote_types(freqs.dtype, torch.float32)
     f = freqs.to(dtype)
-    rows = torch.linspace(0, 1, height, device=freqs.device, dtype=dtype)
+    r = torch.linspace(0, 1, height, device=freqs.device, dtype=dtype)[rows]
     cols = torch.linspace(0, 1, width, device=freqs.device, dtype=dtype)
-    return rows[None, :, None] * f[0, :, None, None] + cols[None, None, :] * f[1, :, None, None]
+    return r[None, :, None] * f[0, :, None, None] + cols[None, None, :] * f[1, :, None, None]
 
 
-def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor, chunk_elements: int = 1 << 22) -> torch.Tensor:
     """Rotate ``x`` ``(B, C, H, W)`` by the angles of its own grid.
 
     ``out = x * cos(a) + rotate_half(x) * sin(a)`` with ``rotate_half(x) = cat(-x[C/2:], x[:C/2])``: channel c
     pairs with c + C/2 and each member of a pair uses its own angle (the official formula, not a pure
-    rotation when the learnt frequencies of a pair differ).
+    rotation when the learnt frequencies of a pair differ). Rows are processed in chunks of about
+    ``chunk_elements`` angle values, so no full-size angle, cosine or sine map is ever held.
     """
-    angle = rope_angles(freqs, x.shape[-2], x.shape[-1])
+    height, width = x.shape[-2:]
+    rows_per_chunk = max(1, chunk_elements // max(1, x.shape[1] * width))
+    if rows_per_chunk >= height:
+        return _rope_rows(x, freqs, 0, height)
+    return torch.cat([_rope_rows(x[:, :, r:r + rows_per_chunk], freqs, r, height)
+                      for r in range(0, height, rows_per_chunk)], dim=2)
+
+
+def _rope_rows(x: torch.Tensor, freqs: torch.Tensor, row0: int, height: int) -> torch.Tensor:
+    """RoPE of rows ``row0 .. row0 + x.shape[2]`` of a ``height``-row map."""
+    angle = rope_angles(freqs, height, x.shape[-1], slice(row0, row0 + x.shape[2]))
     return rope_rotate(x, angle.cos().to(x.dtype), angle.sin().to(x.dtype), dim=1)
 
 
@@ -33,6 +46,7 @@ def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, dim: int 
     """``x * cos + rotate_half(x) * sin`` along ``dim``, with ``rotate_half(x) = cat(-x[D/2:], x[:D/2])``.
 
     Channel ``c`` pairs with ``c + D/2`` (``D = x.shape[dim]``); ``cos`` and ``sin`` broadcast against ``x``.
+    Shared by JAFAR/AnyUp's RoPE and NAF's per-head axial RoPE (:mod:`.axial_rope`).
     """
     x1, x2 = x.chunk(2, dim=dim)
     return x * cos + torch.cat((-x2, x1), dim=dim) * sin

@@ -4,6 +4,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mmjafar.registry import MODELS
 from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool, make_encoder
@@ -81,17 +82,39 @@ class JAFAR(BaseUpsampler):
     def queries_and_keys(self, image: torch.Tensor, features: torch.Tensor,
                          output_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Queries ``(B, qk, H, W)`` (pooled + GroupNorm) and SFT-modulated keys ``(B, qk, h, w)``."""
-        code = self.encode_image(image)
         grid = tuple(features.shape[-2:])
-        if _check_impl(self.impl) == 'naive':
+        if _check_impl(self.impl) == 'naive':  # the official order of operations
+            code = self.encode_image(image)
             queries = F.adaptive_avg_pool2d(self.query_encoder(code), output_size)
             keys = F.adaptive_avg_pool2d(self.key_encoder(code), grid)
         else:
-            queries = encode_and_pool(self.query_encoder, code, output_size)
-            keys = encode_and_pool(self.key_encoder, code, grid)
-        del code
+            queries, keys = self._lean_full_resolution(image, output_size, grid)
         queries = self.norm(queries)
         keys = self.sft_key(keys, self.key_features_encoder(F.normalize(features, dim=1)))
+        return queries, keys
+
+    def _lean_full_resolution(self, image: torch.Tensor, output_size: Tuple[int, int],
+                              grid: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Everything that runs at the guidance image's resolution, ending in the pooled queries and keys.
+
+        The same math as the official path, with the last 1x1 convolution of both encoders moved after the
+        pooling (:func:`encode_and_pool`) and RoPE computed in row bands. With autograd, the full-resolution
+        work is split into four segments whose activations are recomputed in the backward pass
+        (activation checkpointing): only each segment's input is kept, instead of every intermediate
+        map of the image, query and key encoders.
+        """
+        needs_grad = torch.is_grad_enabled() and (
+            image.requires_grad or any(p.requires_grad for p in self.parameters()))
+
+        def run(fn, *args):
+            return checkpoint(fn, *args, use_reentrant=False) if needs_grad else fn(*args)
+
+        *head, last = self.image_encoder
+        hidden = run(nn.Sequential(*head), image)
+        code = run(lambda x: apply_rope_2d(last(x), self.rope.freqs), hidden)
+        del hidden
+        queries = run(encode_and_pool, self.query_encoder, code, output_size)
+        keys = run(encode_and_pool, self.key_encoder, code, grid)
         return queries, keys
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
