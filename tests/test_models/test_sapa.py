@@ -11,7 +11,7 @@ from tests.test_models.test_layers.test_local_window import reference_similarity
 def test_kernels_sum_to_one_including_border_taps():
     torch.manual_seed(0)
     stage = SAPAStage(8)
-    kernels = stage.kernels(torch.randn(2, 3, 8, 10), torch.randn(2, 8, 4, 5))
+    kernels = stage.kernels(torch.randn(2, 8, 4, 5), torch.randn(2, 3, 8, 10))
     assert kernels.shape == (2, 25, 8, 10)
     torch.testing.assert_close(kernels.sum(1), torch.ones(2, 8, 10))
 
@@ -26,7 +26,7 @@ def test_matches_reference_kernels():
     q = stage.q(stage.norm_y(guidance.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
     k = stage.k(stage.norm_x(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
     weights = torch.softmax(reference_similarity(q, k, 3), dim=1)
-    torch.testing.assert_close(stage(guidance, x).double(), reference_weighted_sum(weights, x.double(), 3),
+    torch.testing.assert_close(stage(x, guidance).double(), reference_weighted_sum(weights, x.double(), 3),
                                atol=1e-5, rtol=1e-5)
 
 
@@ -36,7 +36,7 @@ def test_uniform_affiliation_is_a_box_filter():
     torch.nn.init.zeros_(stage.q.weight)
     torch.nn.init.zeros_(stage.q.bias)
     x = torch.randn(1, 6, 4, 5)
-    out = stage(torch.randn(1, 3, 8, 10), x)
+    out = stage(x, torch.randn(1, 3, 8, 10))
     box = F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=True)
     torch.testing.assert_close(out, F.interpolate(box, scale_factor=2, mode='nearest'))
 
@@ -48,8 +48,8 @@ def test_guided_stack_protocol_and_backward():
     image = torch.randn(1, 3, 40, 40)
     features = torch.randn(1, 8, 3, 3, requires_grad=True)
     out = up(image, features, (10, 14))
-    s2 = up.up1(F.adaptive_avg_pool2d(image, (6, 6)), features)
-    s4 = up.up2(F.adaptive_avg_pool2d(image, (12, 12)), s2)
+    s2 = up.up1(features, F.adaptive_avg_pool2d(image, (6, 6)))
+    s4 = up.up2(s2, F.adaptive_avg_pool2d(image, (12, 12)))
     torch.testing.assert_close(out, F.interpolate(s4, (10, 14), mode='bilinear', align_corners=False))
     out.square().mean().backward()
     assert all(p.grad is not None for p in up.parameters())

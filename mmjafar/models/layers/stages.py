@@ -1,6 +1,8 @@
 """Numbered x2 stages (``up1``, ``up2``, ...), the layout of FeatUp's stacked upsamplers and their checkpoints."""
-from typing import Callable, List
+from typing import Callable, List, Optional
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -18,3 +20,22 @@ def get_stages(module: nn.Module) -> List[nn.Module]:
     while hasattr(module, f'up{len(stages) + 1}'):
         stages.append(getattr(module, f'up{len(stages) + 1}'))
     return stages
+
+
+def run_stages(module: nn.Module, features: torch.Tensor,
+               guidance: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+    """Apply ``up1, up2, ...`` of ``module`` in turn; returns every stage's output (the last one is the result).
+
+    Unguided stages are called as ``stage(features)``; guided ones as ``stage(features, pooled)`` where
+    ``pooled`` is ``guidance`` brought to twice the current grid by ``adaptive_avg_pool2d`` (FeatUp's rule,
+    which also enlarges a guidance image smaller than that grid).
+    """
+    outs = []
+    for stage in get_stages(module):
+        if guidance is None:
+            features = stage(features)
+        else:
+            h, w = features.shape[-2:]
+            features = stage(features, F.adaptive_avg_pool2d(guidance, (2 * h, 2 * w)))
+        outs.append(features)
+    return outs

@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmjafar.registry import MODELS
+from ..layers.checkpoint_checks import check_dim
 from ..layers.local_window import local_weighted_sum
 from ..layers.resize import resize_features
-from ..layers.stages import add_stages, get_stages
+from ..layers.stages import add_stages, run_stages
 from .base import BaseUpsampler, SizeLike
 
 CARAFE_IMPLS = ('auto', 'torch', 'mmcv')
@@ -128,13 +129,8 @@ class CARAFE(BaseUpsampler):
 
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:
-        for stage in get_stages(self):
-            features = stage(features)
-        return resize_features(features, output_size)
+        return resize_features(run_stages(self, features)[-1], output_size)
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
-        weight = state_dict.get('up1.channel_compressor.weight')
-        if weight is not None and weight.shape[1] != self.channels:
-            raise ValueError(f'CARAFE: checkpoint has channels={weight.shape[1]} but this module was built with '
-                             f'channels={self.channels}; set channels={weight.shape[1]}')
+        check_dim('CARAFE', state_dict, 'up1.channel_compressor.weight', 1, 'channels', self.channels)

@@ -7,7 +7,7 @@ from torch import nn
 
 from mmjafar.registry import MODELS
 from ..layers.resize import resize_features
-from ..layers.stages import add_stages, get_stages
+from ..layers.stages import add_stages, run_stages
 from .base import BaseUpsampler, SizeLike
 
 DYSAMPLE_STYLES = ('lp', 'pl')
@@ -140,9 +140,7 @@ class DySample(BaseUpsampler):
 
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:
-        for stage in get_stages(self):
-            features = stage(features)
-        return resize_features(features, output_size)
+        return resize_features(run_stages(self, features)[-1], output_size)
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)

@@ -8,9 +8,10 @@ from torch import nn
 
 from mmjafar.registry import MODELS
 from ..layers.channel_norm import ChannelNorm
+from ..layers.checkpoint_checks import check_dim
 from ..layers.local_window import local_similarity, local_weighted_sum
 from ..layers.resize import resize_features
-from ..layers.stages import add_stages, get_stages
+from ..layers.stages import add_stages, run_stages
 from .base import BaseUpsampler, SizeLike
 
 
@@ -127,12 +128,8 @@ class JBUStack(BaseUpsampler):
         """The official x16 output (after the optional feature norm); with ``return_stages`` also the list of
         the outputs of every stage."""
         source = features if self.feature_norm is None else self.feature_norm(features)
-        outs = []
-        for stage in get_stages(self):
-            h, w = source.shape[-2:]
-            source = stage(source, F.adaptive_avg_pool2d(image, (2 * h, 2 * w)))
-            outs.append(source)
-        out = source + 0.1 * self.fixup_proj(source)
+        outs = run_stages(self, source, image)
+        out = outs[-1] + 0.1 * self.fixup_proj(outs[-1])
         return (out, outs) if return_stages else out
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
@@ -162,10 +159,7 @@ class JBUStack(BaseUpsampler):
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
-        weight = state_dict.get('fixup_proj.1.weight')
-        if weight is not None and weight.shape[0] != self.feat_dim:
-            raise ValueError(f'JBUStack: checkpoint has feat_dim={weight.shape[0]} but this module was built with '
-                             f'feat_dim={self.feat_dim}; set feat_dim={weight.shape[0]} (and use its backbone)')
+        check_dim('JBUStack', state_dict, 'fixup_proj.1.weight', 0, 'feat_dim', self.feat_dim)
         if self.feature_norm is not None and state_dict and 'feature_norm.norm.weight' not in state_dict:
             raise ValueError('JBUStack(feature_norm=True): the checkpoint has no channel norm (model.1.norm.* or '
                              'feature_norm.norm.*); build with feature_norm=False for bare JBUStack weights')

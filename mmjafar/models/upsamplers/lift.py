@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from mmjafar.registry import MODELS
+from ..layers.checkpoint_checks import check_dim
 from ..layers.conv_bn import conv_bn_relu
 from ..layers.resize import resize_features, resize_guidance
 from .base import BaseUpsampler, SizeLike
@@ -123,7 +124,4 @@ class LiFT(BaseUpsampler):
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
-        weight = state_dict.get('outc.weight')
-        if weight is not None and weight.shape[0] != self.feat_dim:
-            raise ValueError(f'LiFT: checkpoint has in_channels={weight.shape[0]} but this module was built with '
-                             f'in_channels={self.feat_dim}; set in_channels={weight.shape[0]} (and use its backbone)')
+        check_dim('LiFT', state_dict, 'outc.weight', 0, 'in_channels', self.feat_dim)

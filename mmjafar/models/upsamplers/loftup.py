@@ -6,6 +6,7 @@ from torch import nn
 
 from mmjafar.registry import MODELS
 from ..layers.channel_norm import ChannelNorm, ChannelsFirstLayerNorm
+from ..layers.checkpoint_checks import check_dim
 from ..layers.conv_bn import conv_bn_relu
 from ..layers.fourier import FourierFeatures, batch_min_max_scale
 from ..layers.resize import resize_guidance
@@ -154,7 +155,4 @@ class LoftUp(BaseUpsampler):
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
-        weight = state_dict.get('upsampler.final_conv.0.weight')
-        if weight is not None and weight.shape[0] != self.dim:
-            raise ValueError(f'LoftUp: checkpoint has dim={weight.shape[0]} but this module was built with '
-                             f'dim={self.dim}; set dim={weight.shape[0]} (and use the backbone it was trained for)')
+        check_dim('LoftUp', state_dict, 'upsampler.final_conv.0.weight', 0, 'dim', self.dim)

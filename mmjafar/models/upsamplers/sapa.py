@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmjafar.registry import MODELS
+from ..layers.checkpoint_checks import check_dim
 from ..layers.local_window import local_similarity, local_weighted_sum
 from ..layers.resize import resize_features
-from ..layers.stages import add_stages, get_stages
+from ..layers.stages import add_stages, run_stages
 from .base import BaseUpsampler, SizeLike
 
 
@@ -44,15 +45,15 @@ class SAPAStage(nn.Module):
     def _embed(x: torch.Tensor, norm: nn.LayerNorm, proj: nn.Linear) -> torch.Tensor:
         return proj(norm(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
 
-    def kernels(self, guidance: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def kernels(self, features: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
         """``(B, k*k, s*h, s*w)`` affiliation weights (softmax over each window)."""
         logits = local_similarity(self._embed(guidance, self.norm_y, self.q),
                                   self._embed(features, self.norm_x, self.k), self.kernel_size, padding_mode='zeros')
         return F.softmax(logits, dim=1)
 
-    def forward(self, guidance: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """``guidance (B, Cy, s*h, s*w)``, ``features (B, C, h, w)`` -> ``(B, C, s*h, s*w)``."""
-        return local_weighted_sum(self.kernels(guidance, features), features, self.kernel_size, padding_mode='zeros')
+    def forward(self, features: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+        """``features (B, C, h, w)``, ``guidance (B, Cy, s*h, s*w)`` -> ``(B, C, s*h, s*w)``."""
+        return local_weighted_sum(self.kernels(features, guidance), features, self.kernel_size, padding_mode='zeros')
 
 
 @MODELS.register_module()
@@ -91,14 +92,8 @@ class SAPA(BaseUpsampler):
         return self.channels
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        for stage in get_stages(self):
-            h, w = features.shape[-2:]
-            features = stage(F.adaptive_avg_pool2d(image, (2 * h, 2 * w)), features)
-        return resize_features(features, output_size)
+        return resize_features(run_stages(self, features, image)[-1], output_size)
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
-        weight = state_dict.get('up1.norm_x.weight')
-        if weight is not None and weight.shape[0] != self.channels:
-            raise ValueError(f'SAPA: checkpoint has channels={weight.shape[0]} but this module was built with '
-                             f'channels={self.channels}; set channels={weight.shape[0]}')
+        check_dim('SAPA', state_dict, 'up1.norm_x.weight', 0, 'channels', self.channels)
