@@ -6,7 +6,8 @@ Only torch and mmengine are needed for the core; OpenMMLab adapters are imported
 """
 __version__ = '0.1.0'
 
-from . import models  # noqa: F401,E402
+from . import models  # noqa: F401,E402  (first: datasets and engine use it)
+from . import datasets, engine  # noqa: F401,E402
 from .structures import GuidedFeatures  # noqa: E402
 
 __all__ = ['GuidedFeatures', '__version__']

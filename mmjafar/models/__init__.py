@@ -3,3 +3,11 @@ from .layers import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .upsamplers import *  # noqa: F401,F403
 from .pretrain import *  # noqa: F401,F403
+
+try:  # mmseg adapters (decode heads, segmentors): only with mmsegmentation (and mmcv) installed
+    import mmseg  # noqa: F401
+except ImportError:
+    mmseg = None
+if mmseg is not None:
+    from .heads import *  # noqa: F401,F403
+    from .segmentors import *  # noqa: F401,F403
