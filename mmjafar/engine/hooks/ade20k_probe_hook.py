@@ -13,6 +13,7 @@ from torch import nn
 
 from mmjafar.datasets.image_folder import square_crop_to_tensor
 from mmjafar.models.backbones.timm_vit import IMAGENET_MEAN, IMAGENET_STD
+from mmjafar.models.layers.resize import resize_features
 from mmjafar.models.upsamplers.base import BaseUpsampler
 from mmjafar.registry import HOOKS
 
@@ -192,7 +193,7 @@ class ADE20KProbeHook(Hook):
         low = backbone(image)[self.feature_index]
         size = (self.probe_size, self.probe_size)
         if upsampler is None:
-            return F.interpolate(low, size=size, mode='bilinear', align_corners=False)[0].float()
+            return resize_features(low, size)[0].float()
         return upsampler(image, low, size)[0].float()
 
     def evaluate(self, model: nn.Module) -> Dict[str, float]:

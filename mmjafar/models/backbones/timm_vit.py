@@ -5,12 +5,12 @@ import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
+from ..layers.resize import resize_features
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -281,7 +281,7 @@ class TimmViT(BaseModule):
         height, width = image.shape[-2:]
         x = image
         if self.image_scale != 1.0:
-            x = F.interpolate(x, scale_factor=self.image_scale, mode='bilinear', align_corners=False)
+            x = resize_features(x, (int(height * self.image_scale), int(width * self.image_scale)))
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
             raise ValueError(f'TimmViT: input size {tuple(x.shape[-2:])} is not a multiple of the patch size '
                              f'{self.patch_size}; resize or crop the images to multiples of {self.patch_size}')
@@ -292,7 +292,7 @@ class TimmViT(BaseModule):
         if self.resize_output is not None:
             size = (height // self.patch_size, width // self.patch_size) if self.resize_output == 'grid' \
                 else (height, width)
-            maps = [F.interpolate(m, size=size, mode='bilinear', align_corners=False) for m in maps]
+            maps = [resize_features(m, size) for m in maps]
         return GuidedFeatures(maps, image=image)
 
     def _blocks(self, x: torch.Tensor) -> List[torch.Tensor]:
