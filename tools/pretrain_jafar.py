@@ -12,7 +12,7 @@ import os
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmjafar.engine import init_cpu_distributed, setup_pretrain_cfg
+from mmjafar.engine import init_cpu_distributed, runner_checkpoint_loading, setup_pretrain_cfg
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,7 +42,9 @@ def main() -> None:
     setup_pretrain_cfg(cfg, work_dir=args.work_dir, resume=args.resume, amp=args.amp, launcher=args.launcher,
                        config_path=args.config)
     init_cpu_distributed(cfg)
-    Runner.from_cfg(cfg).train()
+    runner = Runner.from_cfg(cfg)
+    with runner_checkpoint_loading():
+        runner.train()
 
 
 if __name__ == '__main__':
