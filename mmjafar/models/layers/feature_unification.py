@@ -44,9 +44,11 @@ class LearnedFeatureUnification(nn.Module):
     averages over ``j``. That view mixes channels and filters unless ``C`` is a multiple of ``out_channels``
     squared, and the released checkpoints were trained with it, so this module reproduces it exactly.
 
-    Memory: the official layer holds all ``out_channels * C * h * w`` responses at once (400 MB for 768 channels
-    on a 32x32 grid in float32). Here the columns ``j`` are processed in chunks (each needs all ``a``), with a
-    working set bounded by ``chunk_elements``; the result is the same.
+    Memory: the official layer holds all ``out_channels * C * h * w`` responses at once (400 MB per image for 768
+    channels on a 32x32 grid in float32). Here the columns ``j`` are processed in chunks (each needs all ``a``):
+    when ``C`` is a multiple of ``out_channels`` (384, 768, 1024 with 128 filters) a chunk is one depthwise
+    convolution of ``out_channels`` channels, otherwise the pairs of a chunk are gathered; the batch is split
+    when one image exceeds ``chunk_elements``. The result is the same.
 
     Args:
         out_channels: number of filters and of output channels.
@@ -71,20 +73,35 @@ class LearnedFeatureUnification(nn.Module):
         """``(B, C, h, w) -> (B, out_channels, h, w)``."""
         b, c, h, w = features.shape
         n, pad = self.out_channels, self.kernel_size // 2
-        padded = F.pad(features, (pad, pad, pad, pad))
         ones = features.new_ones(1, 1, h, w)
         taps = F.conv2d(F.pad(ones, (pad, pad, pad, pad)), ones.new_ones(1, 1, self.kernel_size, self.kernel_size))
         budget = DEFAULT_CHUNK_ELEMENTS if self.chunk_elements is None else self.chunk_elements
+        batch = max(1, budget // (n * n * h * w))
+        return torch.cat([self._unify(features[s:s + batch], taps, budget) for s in range(0, b, batch)]) / c
+
+    def _unify(self, features: torch.Tensor, taps: torch.Tensor, budget: int) -> torch.Tensor:
+        """Sum over ``j`` of the softmax over ``a`` (see the class doc) for a slice of the batch."""
+        b, c, h, w = features.shape
+        n, pad = self.out_channels, self.kernel_size // 2
+        padded = F.pad(features, (pad, pad, pad, pad))
+        total = features.new_zeros(b, n, h, w)
+        if c % n == 0:
+            # C = m * n: column j = t * n + o holds channel a * m + t filtered with basis o, so chunk t is one
+            # depthwise convolution of the channels t, t + m, ... with all n filters, nothing wasted
+            m = c // n
+            basis = self.basis.repeat(n, 1, 1, 1)
+            for t in range(m):
+                response = F.conv2d(padded[:, t::m], basis, groups=n) / taps
+                total = total + response.view(b, n, n, h, w).softmax(dim=1).sum(dim=2)
+            return total
+        # general C: gather the (channel, filter) pair of every entry [a, j] of a chunk of columns j
         step = max(1, min(c, budget // max(1, b * n * h * w)))
         rows = torch.arange(n, device=features.device)[:, None] * c  # flat index a * C (+ j)
-        total = None
         for j0 in range(0, c, step):
             flat = (rows + torch.arange(j0, min(c, j0 + step), device=features.device)[None]).flatten()
-            channel, which = flat // n, flat % n  # input channel and filter of each (a, j) entry
-            response = F.conv2d(padded[:, channel], self.basis[which], groups=flat.numel()) / taps
-            weights = response.view(b, n, -1, h, w).softmax(dim=1).sum(dim=2)
-            total = weights if total is None else total + weights
-        return total / c
+            response = F.conv2d(padded[:, flat // n], self.basis[flat % n], groups=flat.numel()) / taps
+            total = total + response.view(b, n, -1, h, w).softmax(dim=1).sum(dim=2)
+        return total
 
     def extra_repr(self) -> str:
         return f'out_channels={self.out_channels}, kernel_size={self.kernel_size}'
