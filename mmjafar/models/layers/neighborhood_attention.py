@@ -14,8 +14,9 @@ attention over the small grid with a separable bias of log-multiplicities (:func
 :func:`~.window_attention.windowed_attention` computes tile by tile in pure PyTorch: no ``Nq x Nk`` matrix,
 no enlarged copy of the keys and values, any device, autograd included.
 
-On CUDA the fused NATTEN kernels are used instead when ``natten`` is installed (optional dependency):
-``natten.na2d`` (NATTEN >= 0.20) or ``natten.functional.na2d_qk`` / ``na2d_av`` (older releases).
+On CUDA NATTEN's kernels are used instead when ``natten`` is installed (optional dependency), chosen as the
+official NAF code does: ``natten.functional.na2d_qk`` / ``na2d_av`` when they exist (NATTEN <= 0.17), else the
+fused ``natten.na2d`` (NATTEN >= 0.20).
 """
 import importlib
 from typing import Optional, Tuple
@@ -107,16 +108,17 @@ def _natten_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_
         return x.unflatten(1, (heads, -1)).permute(0, 1, 3, 4, 2)
 
     k, v = enlarge(k).to(q.dtype), enlarge(v).to(q.dtype)
-    if hasattr(natten, 'na2d'):  # NATTEN >= 0.20: fused kernel, heads-last layout (B, H, W, n, d)
-        out = natten.na2d(q.permute(0, 2, 3, 1, 4).contiguous(), k.permute(0, 2, 3, 1, 4).contiguous(),
-                          v.permute(0, 2, 3, 1, 4).contiguous(), kernel_size=kernel_size, dilation=dilation,
-                          stride=1, scale=scale)
-        return out.flatten(3)
-    functional = importlib.import_module('natten.functional')  # older NATTEN: (B, n, H, W, d) layout
-    logits = functional.na2d_qk(q.contiguous(), k.contiguous(), kernel_size=kernel_size, dilation=dilation)
-    probs = (logits * scale).softmax(dim=-1)
-    out = functional.na2d_av(probs, v.contiguous(), kernel_size=kernel_size, dilation=dilation)
-    return out.permute(0, 2, 3, 1, 4).reshape(b, size[0], size[1], -1)
+    functional = importlib.import_module('natten.functional')
+    if hasattr(functional, 'na2d_qk'):  # NATTEN <= 0.17 (NAF's development setup): (B, n, H, W, d) layout
+        logits = functional.na2d_qk(q.contiguous(), k.contiguous(), kernel_size=kernel_size, dilation=dilation)
+        probs = (logits * scale).softmax(dim=-1)
+        out = functional.na2d_av(probs, v.contiguous(), kernel_size=kernel_size, dilation=dilation)
+        return out.permute(0, 2, 3, 1, 4).reshape(b, size[0], size[1], -1)
+    # NATTEN >= 0.20: fused kernel, heads-last layout (B, H, W, n, d)
+    out = natten.na2d(q.permute(0, 2, 3, 1, 4).contiguous(), k.permute(0, 2, 3, 1, 4).contiguous(),
+                      v.permute(0, 2, 3, 1, 4).contiguous(), kernel_size=kernel_size, dilation=dilation, stride=1,
+                      scale=scale)
+    return out.flatten(3)
 
 
 def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: Tuple[int, int],
