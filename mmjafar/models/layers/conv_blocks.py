@@ -39,6 +39,9 @@ class ResBlock(nn.Module):
         if layout not in ('named', 'sequential'):
             raise ValueError(f"ResBlock layout must be 'named' or 'sequential', got {layout!r}")
         pad = kernel_size // 2
+        # padding_mode only matters when there is padding: with a 1x1 kernel 'reflect' would still run a
+        # zero-width padding kernel that copies the whole map (same math and keys with 'zeros').
+        pad_mode = pad_mode if pad else 'zeros'
         norm1 = nn.GroupNorm(num_groups, in_channels)
         conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, padding_mode=pad_mode, bias=bias)
         norm2 = nn.GroupNorm(num_groups, out_channels)
@@ -89,7 +92,8 @@ def make_encoder(in_channels: int, channels: int, kernel_size: int = 1, num_bloc
         stem: a module used at index 0 instead of the first convolution (AnyUp's feature unification).
     """
     if stem is None:
-        stem = nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2, padding_mode='reflect',
+        pad = kernel_size // 2
+        stem = nn.Conv2d(in_channels, channels, kernel_size, padding=pad, padding_mode='reflect' if pad else 'zeros',
                          bias=bias)
         in_channels = channels
     blocks = [ResBlock(in_channels if i == 0 else channels, channels, kernel_size=block_kernel_size,

@@ -97,7 +97,7 @@ class JAFAR(BaseUpsampler):
                               grid: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Everything that runs at the guidance image's resolution, ending in the pooled queries and keys.
 
-        The same math as the official path, with the last 1x1 convolution of both encoders moved after the
+        The same math as the official path, in channels-last memory layout, with the last 1x1 convolution of both encoders moved after the
         pooling (:func:`encode_and_pool`) and RoPE computed in row bands. With autograd, the full-resolution
         work is split into four segments whose activations are recomputed in the backward pass
         (activation checkpointing): only each segment's input is kept, instead of every intermediate
@@ -109,6 +109,8 @@ class JAFAR(BaseUpsampler):
         def run(fn, *args):
             return checkpoint(fn, *args, use_reentrant=False) if needs_grad else fn(*args)
 
+        # channels-last layout: the 1x1 convolutions run as plain matrix products without layout reorders
+        image = image.contiguous(memory_format=torch.channels_last)
         *head, last = self.image_encoder
         hidden = run(nn.Sequential(*head), image)
         code = run(lambda x: apply_rope_2d(last(x), self.rope.freqs), hidden)
