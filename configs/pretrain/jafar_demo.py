@@ -6,7 +6,7 @@
 _base_ = ['./_base_/jafar_pretrain.py']
 
 img_size = 224
-max_iters = 300
+max_iters = 150
 model = dict(
     backbone=dict(model_name='vit_small_patch14_dinov2.lvd142m', pretrained=True, random_init=True))
 

@@ -52,7 +52,8 @@ class ExportUpsamplerHook(Hook):
                     feature_dim=int(backbone.embed_dim), patch_size=int(backbone.patch_size), steps=int(runner.iter),
                     final_loss=final_loss, loss_window=self.loss_window,
                     img_size=getattr(runner.cfg, 'img_size', None), weights=filename)
-        loss_txt = 'n/a' if final_loss is None else f'{final_loss:.4f} (mean of the last {self.loss_window} iterations)'
+        window = min(self.loss_window, int(runner.iter))
+        loss_txt = 'n/a' if final_loss is None else f'{final_loss:.4f} (mean of the last {window} iterations)'
         text = '\n'.join([
             f'# {card["upsampler"]} for {backbone_name}', '',
             f'- backbone: `{backbone_name}` (weights: {card["backbone_weights"]})',

@@ -40,6 +40,26 @@ class HeldOutUpsamplingHook(Hook):
         self.pca_index = pca_index
         self.batch_size = batch_size
 
+    @staticmethod
+    def random_backbone_notice(model) -> Optional[str]:
+        """A loud banner when the backbone runs on random weights (the numbers then only show that the tool
+        learns), else None."""
+        if getattr(model.backbone, 'weights_source', None) != 'random':
+            return None
+        name = getattr(model.backbone, 'model_name', type(model.backbone).__name__)
+        bar = '!' * 100
+        return (f'\n{bar}\n!!  RANDOM-INIT BACKBONE: no local weights for {name} (and the hub is unreachable).\n'
+                '!!  The upsampler learns to recover the features of a RANDOM ViT: the table shows that training\n'
+                '!!  works, not the quality of a pretrained model. Put the weights in the Hugging Face cache or set\n'
+                f'!!  model.backbone.checkpoint=/path/to/weights to train on real features.\n{bar}')
+
+    @master_only
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        notice = self.random_backbone_notice(model)
+        if notice:
+            runner.logger.warning(notice)
+
     def _normalised(self, model, dataset) -> torch.Tensor:
         data = model.data_preprocessor(dict(inputs=[dataset[i]['inputs'] for i in range(len(dataset))]), False)
         return data['inputs']
@@ -50,7 +70,8 @@ class HeldOutUpsamplingHook(Hook):
         dataset = DATASETS.build(self.dataset_cfg)
         errors = heldout_errors(model, self._normalised(model, dataset), self.scales, self.batch_size)
         table = format_errors_table(errors, type(model.upsampler).__name__)
-        runner.logger.info(f'held-out feature errors ({len(dataset)} images, lower is better):\n{table}')
+        notice = self.random_backbone_notice(model) or ''
+        runner.logger.info(f'{notice}\nheld-out feature errors ({len(dataset)} images, lower is better):\n{table}')
         scalars = {f'heldout/{m}_{metric}_{k}x': v for m, per in errors.items() for k, d in per.items()
                    for metric, v in d.items()}
         runner.visualizer.add_scalars(scalars, step=runner.iter)
