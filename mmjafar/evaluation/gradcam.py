@@ -153,14 +153,6 @@ class UpsampledGradCAM(nn.Module):
         return out
 
 
-def cam_overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
-    """uint8 ``(H, W, 3)`` image and ``(H, W)`` map -> uint8 overlay (map min-max scaled, red-yellow colours)."""
-    cam = cam.float()
-    cam = (cam - cam.min()) / (cam.max() - cam.min()).clamp_min(1e-12)
-    heat = torch.stack([cam.clamp(0, 1), (2 * cam - 1).clamp(0, 1), torch.zeros_like(cam)], -1) * 255
-    return ((1 - alpha) * image.float() + alpha * heat).round().clamp(0, 255).byte()
-
-
 def split_batches(indices: Sequence[int], batch_size: int) -> list:
     """Consecutive batches of ``indices`` (the same for every world size, so per-image results are too)."""
     if batch_size <= 0:

@@ -8,7 +8,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+
+from .panels import save_panel_grid
 
 
 def fit_pca(features: torch.Tensor, n_components: int = 3) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -63,13 +64,4 @@ def save_panel_row(panels: Sequence[np.ndarray], titles: Sequence[str], path: st
     """Save ``(H, W, 3)`` uint8 panels side by side with a caption above each as a PNG at ``path``."""
     if len(panels) != len(titles):
         raise ValueError(f'save_panel_row: {len(panels)} panels but {len(titles)} titles')
-    height = max(p.shape[0] for p in panels)
-    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    canvas = Image.new('RGB', (width, height + title_height), 'white')
-    draw = ImageDraw.Draw(canvas)
-    x = 0
-    for panel, title in zip(panels, titles):
-        canvas.paste(Image.fromarray(panel), (x, title_height))
-        draw.text((x + 4, 3), title, fill='black')
-        x += panel.shape[1] + gap
-    canvas.save(path)
+    save_panel_grid([panels], [titles], path, title_height=title_height, gap=gap)

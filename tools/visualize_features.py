@@ -1,0 +1,64 @@
+"""One PNG with an image, its low-res backbone features and each upsampler's output on a shared PCA basis.
+
+    python tools/visualize_features.py demo.jpg --upsamplers bilinear,jafar \
+        --checkpoint jafar=jafar_dinov2_vits14.pth --points "0.5,0.45 0.2,0.8" --out features.png
+
+Optional query points add, for the attention-based upsamplers (JAFAR, AnyUp), the attention map of each point
+over the feature grid. Weights: the backbone loads timm's pretrained weights (cache or hub), --backbone-checkpoint
+a local file, or --random-init random ones; upsamplers load --checkpoint NAME=PATH (random weights otherwise).
+"""
+import argparse
+import json
+
+import torch
+
+from mmjafar.evaluation.upsamplers import build_named_upsampler, pair_checkpoints, parse_name_list
+from mmjafar.models.backbones import TimmViT
+from mmjafar.visualization import feature_figure, load_guidance_image, parse_points
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('image', help='image file')
+    parser.add_argument('--upsamplers', default='bilinear,jafar', help='comma-separated registered upsamplers')
+    parser.add_argument('--checkpoint', action='append', default=[],
+                        help='NAME=PATH weights of an upsampler (repeatable; a bare PATH if only one is learned)')
+    parser.add_argument('--upsampler-args', default='{}',
+                        help='JSON {"NAME": {constructor args}} for the upsamplers, e.g. \'{"jafar": {"qk_dim": 128}}\'')
+    parser.add_argument('--backbone', default='vit_small_patch14_dinov2.lvd142m', help='timm model name')
+    parser.add_argument('--backbone-checkpoint', default=None, help='local backbone weights')
+    parser.add_argument('--random-init', action='store_true', help='allow a random backbone when no weights exist')
+    parser.add_argument('--size', type=int, default=448, help='shorter image side fed to the backbone')
+    parser.add_argument('--output-size', type=int, nargs='+', default=None,
+                        help='upsampled size H [W] (default: the image size)')
+    parser.add_argument('--points', default=None, help='query points "x,y x,y" as fractions of width and height')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--out', default='features.png', help='output PNG')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    backbone = TimmViT(args.backbone, checkpoint=args.backbone_checkpoint, random_init=args.random_init).to(device)
+    pixels, image = load_guidance_image(args.image, args.size, backbone.patch_size)
+    image = image.to(device)
+    with torch.no_grad():
+        features = backbone(image)[0]
+    names = parse_name_list(args.upsamplers)
+    extra = {k.lower(): v for k, v in json.loads(args.upsampler_args).items()}
+    upsamplers = {}
+    for name, ckpt in zip(names, pair_checkpoints(names, args.checkpoint)):
+        up = build_named_upsampler(name, backbone.embed_dim, ckpt, extra.get(name.lower()), device)
+        upsamplers[type(up).__name__] = up
+    output_size = None
+    if args.output_size:
+        output_size = tuple(args.output_size) if len(args.output_size) == 2 else (args.output_size[0], ) * 2
+    seconds = feature_figure(pixels, image, features, upsamplers, args.out, output_size=output_size,
+                             points=parse_points(args.points), feature_name=args.backbone)
+    timing = ', '.join(f'{k} {v:.2f} s' for k, v in seconds.items())
+    print(f'saved {args.out} (features {tuple(features.shape[-2:])}; upsampling: {timing})')
+
+
+if __name__ == '__main__':
+    main()
