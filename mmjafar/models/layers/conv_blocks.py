@@ -50,7 +50,6 @@ class ResBlock(nn.Module):
             self.norm1, self.conv1, self.norm2, self.conv2 = norm1, conv1, norm2, conv2
         else:
             self.block = nn.Sequential(norm1, nn.SiLU(), conv1, norm2, nn.SiLU(), conv2)
-        self.activation_fn = nn.SiLU()
         self.is_residual = residual
         if residual and in_channels != out_channels:
             self.shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
@@ -66,7 +65,10 @@ class ResBlock(nn.Module):
 
     def branch_before_conv2(self, x: torch.Tensor) -> torch.Tensor:
         """The residual branch up to (not including) ``conv2``."""
-        return self.activation_fn(self.norm2(self.conv1(self.activation_fn(self.norm1(x)))))
+        # in inference the activations overwrite the fresh GroupNorm outputs (no extra full-size map)
+        inplace = not torch.is_grad_enabled()
+        h = F.silu(self.norm1(x), inplace=inplace)
+        return F.silu(self.norm2(self.conv1(h)), inplace=inplace)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv2(self.branch_before_conv2(x))
