@@ -6,12 +6,12 @@
 _base_ = ['./_base_/jafar_pretrain.py']
 
 img_size = 224
-max_iters = 150
+max_iters = 100
 model = dict(
     backbone=dict(model_name='vit_small_patch14_dinov2.lvd142m', pretrained=True, random_init=True))
 
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=2,
     num_workers=0,
     persistent_workers=False,
     pin_memory=False,

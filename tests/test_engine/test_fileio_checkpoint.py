@@ -47,3 +47,19 @@ def test_runner_checkpoints_load_under_weights_only(tmp_path):
     assert ckpt['arr'].tolist() == [0, 1, 2]
     with pytest.raises(Exception):  # the allowance ends with the block
         torch.load(io.BytesIO(path.read_bytes()))
+
+
+def test_export_from_runner_checkpoint(tmp_path):
+    buf = HistoryBuffer()
+    buf.update(np.float64(1.0))
+    w = torch.randn(3, 2)
+    path = tmp_path / 'iter_7.pth'
+    torch.save(dict(state_dict={'upsampler.a.weight': w, 'step': torch.tensor(7)},
+                    message_hub=dict(log_scalars={'train/loss': buf})), path)
+    out = tmp_path / 'jafar.pth'
+    from mmjafar.engine import export_upsampler_from_checkpoint
+    export_upsampler_from_checkpoint(str(path), str(out))
+    exported = torch.load(out, weights_only=True)
+    assert list(exported) == ['a.weight'] and torch.equal(exported['a.weight'], w)
+    with pytest.raises(ValueError, match='no keys starting with'):
+        export_upsampler_from_checkpoint(str(path), str(out), prefix='model.')
