@@ -1,5 +1,6 @@
 # Depth linear probe (BatchNorm + 1x1 conv -> depth, SiLog loss), DINOv2 ViT-S/14, NYUv2 at 448x448, 20 epochs.
-# JAFAR (frozen) upsampling the features to 448x448. Reports δ1 ('d1') and RMSE with mmseg's DepthMetric.
+# JAFAR (frozen) upsampling the features to 448x448.
+# Reports δ1 ('d1') and RMSE with mmseg's DepthMetric.
 _base_ = [
     '../_base_/models/linear_probe_vit-s14-dinov2.py',
     '../_base_/datasets/nyu_depth_probe-448.py',
