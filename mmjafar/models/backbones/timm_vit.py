@@ -1,5 +1,6 @@
 """Frozen timm Vision Transformers as OpenMMLab backbones returning NCHW patch features plus the guidance image."""
 import os
+import pickle
 import socket
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -76,7 +77,12 @@ def read_vit_state_dict(path: str) -> Dict[str, torch.Tensor]:
         from safetensors.torch import load_file
         state = load_file(path)
     else:
-        state = torch.load(path, map_location='cpu', weights_only=False)
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError:  # training checkpoints also pickle logger / optimizer objects
+            print_log(f'TimmViT: {path} holds more than tensors; loading it with full unpickling (only load '
+                      'checkpoints you trust)', logger='current', level=30)
+            state = torch.load(path, map_location='cpu', weights_only=False)
     unwrapped = True
     while unwrapped and isinstance(state, dict):
         inner = [key for key in _WRAPPER_KEYS if isinstance(state.get(key), dict)]
