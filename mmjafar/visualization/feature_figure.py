@@ -134,5 +134,7 @@ def feature_figure(pixels: np.ndarray, image: torch.Tensor, features: torch.Tens
     font = fit_font_size([p.shape[1] for r in rows for p in r if p is not None], longest)
     header = (f'{feature_name}: {grid[0]}x{grid[1]} features upsampled to {size_txt}; colours: one 3-component '
               'PCA basis fitted on the low-res features, shared by all panels')
+    if len(rows) > 1:
+        header += '; attention: dark blue = none, red = most weight'
     save_panel_grid(rows, titles, path, header=header, font_size=font)
     return seconds
