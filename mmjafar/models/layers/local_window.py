@@ -82,7 +82,7 @@ def local_similarity(query: torch.Tensor, key: torch.Tensor, kernel_size: int,
     phases = []
     for dy in range(scale):
         for dx in range(scale):
-            q = query[:, :, dy::scale, dx::scale]
+            q = query[:, :, dy::scale, dx::scale].contiguous() if scale > 1 else query
             taps = [(q * padded[:, :, i:i + h, j:j + w]).sum(1) for i in range(kernel_size)
                     for j in range(kernel_size)]
             phases.append(torch.stack(taps, dim=1))
@@ -116,7 +116,7 @@ def local_weighted_sum(weights: torch.Tensor, features: torch.Tensor, kernel_siz
     phases = []
     for dy in range(scale):
         for dx in range(scale):
-            k = kernels[..., dy::scale, dx::scale]
+            k = kernels[..., dy::scale, dx::scale].contiguous() if scale > 1 else kernels
             out = None
             for i in range(kernel_size):
                 for j in range(kernel_size):
