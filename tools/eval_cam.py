@@ -16,16 +16,13 @@ from mmengine.dist import get_dist_info, init_dist, is_main_process
 
 from mmjafar.evaluation import UpsampledGradCAM, build_vit_classifier, evaluate_cam_dataset, format_cam_table
 from mmjafar.evaluation.cam_runner import list_labelled_images, read_class_index
-from mmjafar.evaluation.upsamplers import build_named_upsampler, pair_checkpoints, parse_name_list
+from mmjafar.evaluation.upsamplers import add_upsampler_args, build_upsamplers_from_args
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('data_root', help='ImageNet-style folder root/<class folder>/<images>')
-    parser.add_argument('--upsamplers', default='bilinear,jafar', help='comma-separated registered upsamplers')
-    parser.add_argument('--checkpoint', action='append', default=[],
-                        help='NAME=PATH weights of an upsampler (repeatable; a bare PATH if only one is learned)')
-    parser.add_argument('--upsampler-args', default='{}', help='JSON {"NAME": {constructor args}}')
+    add_upsampler_args(parser)
     parser.add_argument('--model', default='vit_base_patch16_224', help='timm ViT classifier')
     parser.add_argument('--model-checkpoint', default=None, help='local classifier weights (head included)')
     parser.add_argument('--random-init', action='store_true', help='allow a random classifier (testing only)')
@@ -52,13 +49,10 @@ def main(argv=None):
                                       random_init=args.random_init).to(device)
     index = read_class_index(args.class_index) if args.class_index else None
     samples = list_labelled_images(args.data_root, index)
-    names = parse_name_list(args.upsamplers)
-    extra = {k.lower(): v for k, v in json.loads(args.upsampler_args).items()}
     results = {}
-    for name, ckpt in zip(names, pair_checkpoints(names, args.checkpoint)):
-        upsampler = build_named_upsampler(name, classifier.embed_dim, ckpt, extra.get(name.lower()), device)
+    for name, upsampler in build_upsamplers_from_args(args, classifier.embed_dim, device).items():
         gradcam = UpsampledGradCAM(classifier, upsampler, (args.cam_size, args.cam_size)).to(device)
-        results[type(upsampler).__name__] = evaluate_cam_dataset(
+        results[name] = evaluate_cam_dataset(
             gradcam, samples, num_images=args.num_images or None, seed=args.seed, batch_size=args.batch_size,
             num_workers=args.workers, device=device, progress=True)
     if is_main_process():

@@ -8,11 +8,10 @@ over the feature grid. Weights: the backbone loads timm's pretrained weights (ca
 a local file, or --random-init random ones; upsamplers load --checkpoint NAME=PATH (random weights otherwise).
 """
 import argparse
-import json
 
 import torch
 
-from mmjafar.evaluation.upsamplers import build_named_upsampler, pair_checkpoints, parse_name_list
+from mmjafar.evaluation.upsamplers import add_upsampler_args, build_upsamplers_from_args
 from mmjafar.models.backbones import TimmViT
 from mmjafar.visualization import feature_figure, load_guidance_image, parse_points
 
@@ -20,11 +19,7 @@ from mmjafar.visualization import feature_figure, load_guidance_image, parse_poi
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('image', help='image file')
-    parser.add_argument('--upsamplers', default='bilinear,jafar', help='comma-separated registered upsamplers')
-    parser.add_argument('--checkpoint', action='append', default=[],
-                        help='NAME=PATH weights of an upsampler (repeatable; a bare PATH if only one is learned)')
-    parser.add_argument('--upsampler-args', default='{}',
-                        help='JSON {"NAME": {constructor args}} for the upsamplers, e.g. \'{"jafar": {"qk_dim": 128}}\'')
+    add_upsampler_args(parser)
     parser.add_argument('--backbone', default='vit_small_patch14_dinov2.lvd142m', help='timm model name')
     parser.add_argument('--backbone-checkpoint', default=None, help='local backbone weights')
     parser.add_argument('--random-init', action='store_true', help='allow a random backbone when no weights exist')
@@ -45,12 +40,7 @@ def main(argv=None):
     image = image.to(device)
     with torch.no_grad():
         features = backbone(image)[0]
-    names = parse_name_list(args.upsamplers)
-    extra = {k.lower(): v for k, v in json.loads(args.upsampler_args).items()}
-    upsamplers = {}
-    for name, ckpt in zip(names, pair_checkpoints(names, args.checkpoint)):
-        up = build_named_upsampler(name, backbone.embed_dim, ckpt, extra.get(name.lower()), device)
-        upsamplers[type(up).__name__] = up
+    upsamplers = build_upsamplers_from_args(args, backbone.embed_dim, device)
     output_size = None
     if args.output_size:
         output_size = tuple(args.output_size) if len(args.output_size) == 2 else (args.output_size[0], ) * 2

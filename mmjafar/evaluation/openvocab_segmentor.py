@@ -7,7 +7,7 @@ ADE20K and Cityscapes; under a distributed launcher the ``DefaultSampler`` split
 metric gathers per-image counts in dataset order, so results equal a single-process run.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmseg.models.segmentors.base import BaseSegmentor

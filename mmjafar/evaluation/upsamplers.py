@@ -58,3 +58,26 @@ def pair_checkpoints(names: Sequence[str], checkpoints: Optional[Sequence[str]])
     if unknown:
         raise ValueError(f'checkpoints given for {sorted(unknown)}, which are not among the upsamplers {list(names)}')
     return [out.get(resolve_upsampler_name(n)) for n in names]
+
+
+def add_upsampler_args(parser, default: str = 'bilinear,jafar') -> None:
+    """The command-line options shared by the tools that compare several upsamplers."""
+    parser.add_argument('--upsamplers', default=default, help='comma-separated registered upsamplers')
+    parser.add_argument('--checkpoint', action='append', default=[],
+                        help='NAME=PATH weights of an upsampler (repeatable; a bare PATH if only one is learned)')
+    parser.add_argument('--upsampler-args', default='{}',
+                        help='JSON {"NAME": {constructor args}}, e.g. \'{"jafar": {"qk_dim": 128}}\'')
+
+
+def build_upsamplers_from_args(args, channels: int, device: Optional[torch.device] = None) -> Dict[str, torch.nn.Module]:
+    """Registry class name -> built, loaded upsampler for the options of :func:`add_upsampler_args`."""
+    import json
+    names = parse_name_list(args.upsamplers)
+    if not names:
+        raise ValueError('--upsamplers is empty; name at least one registered upsampler, e.g. bilinear,jafar')
+    extra = {k.lower(): v for k, v in json.loads(args.upsampler_args).items()}
+    built = {}
+    for name, ckpt in zip(names, pair_checkpoints(names, args.checkpoint)):
+        built[resolve_upsampler_name(name)] = build_named_upsampler(name, channels, ckpt, extra.get(name.lower()),
+                                                                    device)
+    return built
