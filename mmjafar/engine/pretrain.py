@@ -1,11 +1,12 @@
 """Everything ``tools/pretrain_jafar.py`` does besides parsing arguments, so tests reach it through the library."""
+import argparse
 import os
 import os.path as osp
 from typing import Optional, Union
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
@@ -70,3 +71,27 @@ def init_cpu_distributed(cfg: Config) -> None:
         raise RuntimeError(f'--launcher pytorch needs the torchrun environment ({missing} unset); start it with '
                            'TRAIN_SCRIPT=tools/pretrain_jafar.py bash tools/dist_train.sh CONFIG GPUS')
     dist.init_process_group(backend='gloo')
+
+
+def runner_arg_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every Runner-based tool shares: config, --work-dir, --resume, --cfg-options, --launcher."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='folder of logs and checkpoints (default ./work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
+                        help='resume from CHECKPOINT, or from the last checkpoint in the work dir if none is given')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_dataloader.dataset.data_root=/data/images')
+    parser.add_argument('--launcher', choices=list(LAUNCHERS), default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def cfg_from_args(args: argparse.Namespace, amp: Optional[bool] = None) -> Config:
+    """Load ``args.config``, apply ``--cfg-options`` and :func:`setup_pretrain_cfg` with the parsed arguments."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    return setup_pretrain_cfg(cfg, work_dir=args.work_dir, resume=args.resume, amp=amp, launcher=args.launcher,
+                              config_path=args.config)

@@ -147,3 +147,14 @@ def test_bad_data_root_fails_with_the_fix(tmp_path):
     setup_pretrain_cfg(cfg)
     with pytest.raises(FileNotFoundError, match='data_root'):
         Runner.from_cfg(cfg).train()
+
+
+def test_cli_arguments_reach_the_config(tmp_path):
+    from mmjafar.engine import cfg_from_args, runner_arg_parser
+    from .pretrain_utils import BASE_CONFIG
+    args = runner_arg_parser('x').parse_args([BASE_CONFIG, '--work-dir', str(tmp_path), '--resume', '--cfg-options',
+                                              'train_dataloader.dataset.data_root=/imgs', 'model.consistency_weight=0.1'])
+    cfg = cfg_from_args(args, amp=False)
+    assert cfg.work_dir == str(tmp_path) and cfg.resume is True and cfg.load_from is None
+    assert cfg.train_dataloader.dataset.data_root == '/imgs' and cfg.model.consistency_weight == 0.1
+    assert cfg.launcher == 'none' and cfg.optim_wrapper.type == 'OptimWrapper'
