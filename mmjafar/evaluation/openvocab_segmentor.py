@@ -91,19 +91,15 @@ class OpenVocabSegmentor(BaseSegmentor):
         return [self.clip(inputs)]
 
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
-        """Cosine logits ``(B, K, H, W)`` at the (padded) input size."""
+        """Cosine logits ``(B, K, H, W)`` at the (padded) input size (``batch_img_metas`` is not needed)."""
         features = self.extract_feat(inputs)[0]
         with torch.no_grad():
             high_res = self.upsampler(inputs, features, tuple(inputs.shape[-2:]))
         return cosine_logits(self.clip.project(high_res.float()), self.text_embeddings)
 
     def predict(self, inputs: torch.Tensor, data_samples: OptSampleList = None) -> SampleList:
-        if data_samples is not None:
-            metas = [s.metainfo for s in data_samples]
-        else:
-            metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:], pad_shape=inputs.shape[2:],
-                          padding_size=[0, 0, 0, 0])] * inputs.shape[0]
-        return self.postprocess_result(self.encode_decode(inputs, metas), data_samples)
+        """Logits at the input size, then mmseg's postprocessing: padding cropped, resized to the original shape."""
+        return self.postprocess_result(self.encode_decode(inputs, []), data_samples)
 
     def _forward(self, inputs: torch.Tensor, data_samples: OptSampleList = None) -> torch.Tensor:
         return self.encode_decode(inputs, [])
