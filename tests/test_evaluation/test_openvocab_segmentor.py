@@ -78,3 +78,31 @@ def test_text_embeddings_must_match_classes(tmp_path):
         OpenVocabSegmentor(class_names=[str(i) for i in range(21)], visual=TINY_VISUAL, text_embeddings=str(bad))
     with pytest.raises(RuntimeError, match='zero-shot'):
         OpenVocabSegmentor(class_names=['a', 'b', 'c'], visual=TINY_VISUAL, text_embeddings=str(bad)).loss(None, [])
+
+
+def _dist_worker(rank, world, port, voc_root, text_file, out_dir):
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        metrics = Runner.from_cfg(_cfg(voc_root, text_file, f'{out_dir}/rank{rank}', dict(type='JAFAR', qk_dim=32))).test()
+        torch.save(metrics, f'{out_dir}/metrics{rank}.pt')
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_matches_one_process(voc_root, text_file, tmp_path):
+    """The sampler splits the 3 images over 2 ranks (one padded duplicate); IoUMetric gathers in dataset order."""
+    import socket
+
+    import torch.multiprocessing as mp
+    torch.manual_seed(0)
+    single = Runner.from_cfg(_cfg(voc_root, text_file, tmp_path / 'single', dict(type='JAFAR', qk_dim=32))).test()
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    mp.spawn(_dist_worker, args=(2, port, voc_root, text_file, str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        assert torch.load(tmp_path / f'metrics{rank}.pt', weights_only=False) == single
