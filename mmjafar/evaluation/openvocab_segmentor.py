@@ -110,9 +110,12 @@ class OpenVocabSegmentor(BaseSegmentor):
 
 def openvocab_test_cfg(dataset: str, data_root: str, model: Dict, work_dir: str, scale: Optional[Sequence] = None,
                        num_workers: int = 2, launcher: str = 'none', backend: str = 'gloo',
-                       max_images: Optional[int] = None) -> Dict:
+                       max_images: Optional[int] = None, seed: int = 0) -> Dict:
     """An mmengine ``Runner`` config that evaluates ``model`` (an ``OpenVocabSegmentor`` config without
-    ``class_names``, filled from the dataset) on one benchmark with mmseg's dataset and ``IoUMetric``."""
+    ``class_names``, filled from the dataset) on one benchmark with mmseg's dataset and ``IoUMetric``.
+
+    ``seed`` fixes mmengine's random state before the model is built (only randomly initialised parts depend on it).
+    """
     if dataset not in DATASETS:
         raise ValueError(f'unknown dataset {dataset!r}; choose from {sorted(DATASETS)}')
     spec = copy.deepcopy(DATASETS[dataset])
@@ -131,7 +134,7 @@ def openvocab_test_cfg(dataset: str, data_root: str, model: Dict, work_dir: str,
     classes = SEG_DATASETS.get(spec['type']).METAINFO['classes']
     model = dict(copy.deepcopy(model), type='OpenVocabSegmentor', class_names=list(classes))
     return dict(
-        model=model, work_dir=work_dir, default_scope='mmseg', launcher=launcher,
+        model=model, work_dir=work_dir, default_scope='mmseg', launcher=launcher, randomness=dict(seed=seed),
         env_cfg=dict(dist_cfg=dict(backend=backend)),
         test_dataloader=dict(batch_size=1, num_workers=num_workers, persistent_workers=False,
                              sampler=dict(type='DefaultSampler', shuffle=False), dataset=data),
