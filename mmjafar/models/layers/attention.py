@@ -173,21 +173,31 @@ class HeadAveragedCrossAttention(nn.Module):
         for p in unused:
             p.requires_grad_(False)
 
+    def _projection(self, index: int):
+        attn, dim = self.attention, self.attention.embed_dim
+        if attn.in_proj_weight is not None:  # packed projections (value_dim == query_dim)
+            weight = attn.in_proj_weight[index * dim:(index + 1) * dim]
+        else:
+            weight = attn.q_proj_weight if index == 0 else attn.k_proj_weight
+        return weight, attn.in_proj_bias[index * dim:(index + 1) * dim]
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], x.shape[1], self.num_heads, -1).transpose(1, 2)
+
+    def project_queries(self, query: torch.Tensor) -> torch.Tensor:
+        """``(B, Nq, Dq) -> (B, H, Nq, d)``: RMSNorm, projection, head split, pre-scaled by ``1/sqrt(d)``."""
+        weight, bias = self._projection(0)
+        head_dim = self.attention.embed_dim // self.num_heads
+        return self._split_heads(F.linear(self.norm_q(query), weight, bias)) * (1.0 / math.sqrt(head_dim))
+
+    def project_keys(self, key: torch.Tensor) -> torch.Tensor:
+        """``(B, Nk, Dk) -> (B, H, Nk, d)``: RMSNorm, projection, head split."""
+        weight, bias = self._projection(1)
+        return self._split_heads(F.linear(self.norm_k(key), weight, bias))
+
     def project(self, query: torch.Tensor, key: torch.Tensor):
         """Normalised, projected, head-split queries (pre-scaled) and keys: ``(B, H, N, d)`` each."""
-        attn = self.attention
-        dim = attn.embed_dim
-        if attn.in_proj_weight is not None:  # packed projections (value_dim == query_dim)
-            weight_q, weight_k = attn.in_proj_weight[:dim], attn.in_proj_weight[dim:2 * dim]
-        else:
-            weight_q, weight_k = attn.q_proj_weight, attn.k_proj_weight
-        bias_q, bias_k = attn.in_proj_bias[:dim], attn.in_proj_bias[dim:2 * dim]
-        q = F.linear(self.norm_q(query), weight_q, bias_q)
-        k = F.linear(self.norm_k(key), weight_k, bias_k)
-        b, head_dim = q.shape[0], dim // self.num_heads
-        q = q.view(b, -1, self.num_heads, head_dim).transpose(1, 2) * (1.0 / math.sqrt(head_dim))
-        k = k.view(b, -1, self.num_heads, head_dim).transpose(1, 2)
-        return q, k
+        return self.project_queries(query), self.project_keys(key)
 
     def attention_weights(self, query: torch.Tensor, key: torch.Tensor,
                           attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -206,8 +216,22 @@ class HeadAveragedCrossAttention(nn.Module):
             _, weights = self.attention(self.norm_q(query), key_n, mha_value, need_weights=True,
                                         average_attn_weights=True, attn_mask=mask)
             return torch.einsum('bij,bjd->bid', weights, value)
-        q, k = self.project(query, key)
-        return averaged_attention(q, k, value, impl='lean', chunk_elements=self.chunk_elements, bias=attn_bias)
+        k = self.project_keys(key)
+        if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad
+                                        or any(p.requires_grad for p in self.parameters())):
+            return averaged_attention(self.project_queries(query), k, value, impl='lean',
+                                      chunk_elements=self.chunk_elements, bias=attn_bias)
+        # inference: normalise and project the queries chunk by chunk too (no full-size projected copies)
+        chunk = _chunk_len(query.shape[0], self.num_heads, query.shape[1], k.shape[2], self.chunk_elements)
+        out = None
+        for s in range(0, query.shape[1], chunk):
+            part = averaged_attention(self.project_queries(query[:, s:s + chunk]), k, value, impl='lean',
+                                      chunk_elements=self.chunk_elements,
+                                      bias=None if attn_bias is None else attn_bias[s:s + chunk])
+            if out is None:
+                out = part.new_empty(query.shape[0], query.shape[1], part.shape[-1])
+            out[:, s:s + chunk] = part
+        return out
 
 
 class CrossAttentionBlock(nn.Module):
