@@ -24,8 +24,8 @@ def parse_args(argv=None):
     parser.add_argument('--backbone-checkpoint', default=None, help='local backbone weights')
     parser.add_argument('--random-init', action='store_true', help='allow a random backbone when no weights exist')
     parser.add_argument('--size', type=int, default=448, help='shorter image side fed to the backbone')
-    parser.add_argument('--output-size', type=int, nargs='+', default=None,
-                        help='upsampled size H [W] (default: the image size)')
+    parser.add_argument('--output-size', type=int, default=None,
+                        help='shorter side of the upsampled maps, aspect kept (default: the image size)')
     parser.add_argument('--points', default=None, help='query points "x,y x,y" as fractions of width and height')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', default='features.png', help='output PNG')
@@ -43,7 +43,9 @@ def main(argv=None):
     upsamplers = build_upsamplers_from_args(args, backbone.embed_dim, device)
     output_size = None
     if args.output_size:
-        output_size = tuple(args.output_size) if len(args.output_size) == 2 else (args.output_size[0], ) * 2
+        height, width = pixels.shape[:2]
+        scale = args.output_size / min(height, width)
+        output_size = (round(height * scale), round(width * scale))
     seconds = feature_figure(pixels, image, features, upsamplers, args.out, output_size=output_size,
                              points=parse_points(args.points), feature_name=args.backbone)
     timing = ', '.join(f'{k} {v:.2f} s' for k, v in seconds.items())

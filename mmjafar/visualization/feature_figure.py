@@ -104,6 +104,10 @@ def feature_figure(pixels: np.ndarray, image: torch.Tensor, features: torch.Tens
     if features.shape[0] != 1 or image.shape[0] != 1:
         raise ValueError('feature_figure draws one image: pass batches of size 1')
     out_size = tuple(output_size) if output_size is not None else tuple(image.shape[-2:])
+    img_h, img_w = image.shape[-2:]
+    if abs(out_size[0] * img_w - out_size[1] * img_h) > max(img_h, img_w):  # more than a rounding pixel
+        raise ValueError(f'output_size {out_size} has another aspect ratio than the {img_h}x{img_w} image; the '
+                         'panels would be squashed. Scale both sides by the same factor.')
     outputs, seconds = {}, {}
     for name, module in upsamplers.items():
         start = time.perf_counter()

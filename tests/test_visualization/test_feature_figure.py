@@ -74,3 +74,7 @@ def test_feature_figure(tmp_path):
     assert width == 4 * 48 + 3 * 4  # image, low-res, two upsamplers; panels at full size, never stretched
     assert height > 2 * 32  # header, feature row and one attention row
 
+    with pytest.raises(ValueError, match='aspect ratio'):
+        feature_figure(pixels, image, feats, ups, str(tmp_path / 'g.png'), output_size=(32, 32))
+    feature_figure(pixels, image, feats, {'Bilinear': Bilinear()}, str(tmp_path / 'h.png'), output_size=(64, 96))
+    assert Image.open(tmp_path / 'h.png').size == (3 * 96 + 2 * 4, Image.open(tmp_path / 'h.png').size[1])
