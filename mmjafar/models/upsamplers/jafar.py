@@ -9,6 +9,7 @@ from torch.utils.checkpoint import checkpoint
 from mmjafar.registry import MODELS
 from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool, make_encoder
 from ..layers.attention import _check_impl
+from ..layers.checkpoint_checks import check_dim
 from .base import BaseUpsampler, SizeLike
 
 
@@ -134,12 +135,6 @@ class JAFAR(BaseUpsampler):
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
-        weight = state_dict.get('key_features_encoder.0.weight')
-        if weight is not None and weight.shape[1] != self.v_dim:
-            raise ValueError(f'JAFAR: checkpoint has v_dim={weight.shape[1]} but this module was built with '
-                             f'v_dim={self.v_dim}; set v_dim={weight.shape[1]} (and use the backbone it was '
-                             'trained for)')
-        weight = state_dict.get('image_encoder.0.weight')
-        if weight is not None and weight.shape[:2] != (self.qk_dim, self.input_dim):
-            raise ValueError(f'JAFAR: checkpoint has qk_dim={weight.shape[0]}, input_dim={weight.shape[1]} but '
-                             f'this module was built with qk_dim={self.qk_dim}, input_dim={self.input_dim}')
+        check_dim('JAFAR', state_dict, 'key_features_encoder.0.weight', 1, 'v_dim', self.v_dim)
+        check_dim('JAFAR', state_dict, 'image_encoder.0.weight', 0, 'qk_dim', self.qk_dim)
+        check_dim('JAFAR', state_dict, 'image_encoder.0.weight', 1, 'input_dim', self.input_dim)
