@@ -72,3 +72,15 @@ def test_mmseg_encoder_decoder_forward_cpu():
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 64, 64), mode='tensor')
     assert logits.shape == (2, 5, 8, 8)
+
+
+@pytest.mark.parametrize('order', ['hosts_first', 'mmjafar_first'])
+def test_no_registry_clash_with_host_packages(order):
+    """mmjafar's root-registry names must not collide with what mmcv/mmseg/mmdet/mmdet3d register."""
+    import subprocess
+    import sys
+    hosts = 'import mmcv.cnn, mmcv.ops, mmseg.models, mmdet.models, mmdet3d.models'
+    code = f'{hosts}\nimport mmjafar' if order == 'hosts_first' else f'import mmjafar\n{hosts}'
+    proc = subprocess.run([sys.executable, '-c', code + '\nprint("ok")'], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith('ok'), proc.stderr[-2000:]
