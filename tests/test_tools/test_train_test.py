@@ -21,7 +21,7 @@ model = dict(
 pipe = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='ResizeShortestEdge', scale=crop),
+    dict(type='ResizeShortestEdge', scale=crop, max_size=100000),
     dict(type='CenterCrop', crop_size=crop),
     dict(type='EvalAtCurrentSize'),
     dict(type='PackSegInputs'),

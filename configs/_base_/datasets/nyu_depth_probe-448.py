@@ -1,5 +1,6 @@
 # NYU Depth v2 (mmseg's NYUDataset layout: images/{train,test}, annotations/{train,test} 16-bit PNGs in mm).
-# Linear-probe protocol at 448x448 (see probe-448.py) with depth maps instead of labels.
+# Linear-probe protocol at 448x448 (see probe-448.py) with depth maps instead of labels; the 480x640 frames are
+# resized to 448x448 (mmcv's CenterCrop would leave the depth map uncropped).
 _base_ = ['./probe-448.py']
 dataset_type = 'NYUDataset'
 data_root = 'data/nyu'
@@ -8,8 +9,7 @@ meta_keys = ('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
-    dict(type='ResizeShortestEdge', scale=448),
-    dict(type='CenterCrop', crop_size={{_base_.crop_size}}),
+    dict(type='Resize', scale={{_base_.crop_size}}, keep_ratio=False),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 test_pipeline = train_pipeline[:-1] + [dict(type='EvalAtCurrentSize'), dict(type='PackSegInputs', meta_keys=meta_keys)]

@@ -5,7 +5,7 @@ crop_size = (448, 448)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),  # reduce_zero_label follows the dataset (ADE20K: True)
-    dict(type='ResizeShortestEdge', scale=448),
+    dict(type='ResizeShortestEdge', scale=448, max_size=100000),  # no cap on the longer side
     dict(type='CenterCrop', crop_size=crop_size),
     dict(type='PackSegInputs'),
 ]

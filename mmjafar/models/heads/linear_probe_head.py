@@ -21,7 +21,7 @@ class LinearProbeHead(BaseDecodeHead):
         in_index: which neck output to probe.
         batch_norm: apply the BatchNorm (the protocol); False gives a bare 1x1 conv (JAFAR's own script).
         dropout_ratio: dropout before the classifier (0 in the protocol).
-        loss_decode: mmseg loss config(s).
+        loss_decode: mmseg loss config(s) (default: cross-entropy averaged over labelled pixels, as torch's).
         ignore_index: label ignored by the loss and metric.
         align_corners: of the final logits resize, when one is needed.
         init_cfg: mmengine init config (default: normal(0, 0.01) on the classifier, as mmseg heads).
@@ -35,7 +35,8 @@ class LinearProbeHead(BaseDecodeHead):
 
     def __init__(self, in_channels: int, num_classes: int, in_index: int = -1, batch_norm: bool = True,
                  dropout_ratio: float = 0.0,
-                 loss_decode: Union[Dict, Sequence[Dict]] = dict(type='CrossEntropyLoss', loss_weight=1.0),
+                 loss_decode: Union[Dict, Sequence[Dict]] = dict(
+                     type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
                  ignore_index: int = 255, align_corners: bool = False, init_cfg: Optional[Dict] = dict(
                      type='Normal', std=0.01, override=dict(name='conv_seg'))) -> None:
         super().__init__(in_channels=in_channels, channels=in_channels, num_classes=num_classes,

@@ -1,0 +1,57 @@
+"""Every linear-probe config loads, names registered types, and builds into a model that runs."""
+import glob
+import os
+import warnings
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmseg.registry import MODELS
+
+import mmjafar  # noqa: F401  (registers the upsampler types the configs name)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs/linear_probe/*.py')))
+METHODS = ('bilinear', 'nearest', 'strided', 'largeimage', 'jafar', 'featup', 'lift', 'loftup', 'anyup', 'naf')
+DATASETS = {'voc': 21, 'ade20k': 150, 'cocostuff27': 27, 'cityscapes27': 27}
+
+
+def test_one_config_per_method_and_dataset():
+    names = {os.path.basename(c) for c in CONFIGS}
+    for method in METHODS:
+        for dataset in DATASETS:
+            epochs = 5 if dataset == 'cocostuff27' else 20
+            assert f'{method}_vit-s14-dinov2_1xb4-{epochs}e_{dataset}-448x448.py' in names
+    assert 'jafar_vit-s14-dinov2_1xb4-20e_nyu-depth-448x448.py' in names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_config_is_consistent(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports.imports == ['mmjafar'] and cfg.default_scope == 'mmseg'
+    assert cfg.model.backbone.model_name == 'vit_small_patch14_dinov2.lvd142m' and cfg.model.backbone.frozen
+    assert cfg.train_dataloader.batch_size == 4 and cfg.crop_size == (448, 448)
+    for node in (cfg.model, cfg.model.backbone, cfg.model.neck, cfg.model.decode_head):
+        assert MODELS.get(node.type) is not None, node.type
+    if 'nyu-depth' not in path:
+        dataset = os.path.basename(path).split('_')[-1].split('-')[0]
+        assert cfg.model.decode_head.num_classes == DATASETS[dataset] == cfg.num_classes
+        assert cfg.train_cfg.max_epochs == (5 if dataset == 'cocostuff27' else 20)
+    neck = cfg.model.neck
+    if neck.type not in ('Bilinear', 'Nearest'):
+        assert neck.frozen and neck.init_cfg.type == 'Pretrained'
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_config_builds_and_runs(method):
+    name = f'{method}_vit-s14-dinov2_1xb4-20e_ade20k-448x448.py'
+    cfg = Config.fromfile(os.path.join(REPO, 'configs/linear_probe', name))
+    cfg.model.backbone.update(pretrained=False, random_init=True, model_kwargs=dict(depth=1))
+    cfg.model.neck.pop('init_cfg', None)  # released weights are not part of the repository
+    with DefaultScope.overwrite_default_scope('mmseg'), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(cfg.model).eval()
+    with torch.no_grad():  # 126 px: 9x9 patches, the smallest grid NAF's 9x9 window accepts
+        logits = model(torch.randn(1, 3, 126, 126), mode='tensor')
+    assert logits.shape == (1, 150, 126, 126)
