@@ -58,6 +58,7 @@ class OpenVocabSegmentor(BaseSegmentor):
                                      seg_pad_val=255, size_divisor=clip.patch_size)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.clip = clip
+        self.align_corners = False  # read by mmseg's postprocess_result when resizing logits to the image
         self.clip.vit.is_init = True
         self.class_names = tuple(class_names)
         up_cfg = copy.deepcopy(upsampler) if upsampler is not None else dict(type='Bilinear')

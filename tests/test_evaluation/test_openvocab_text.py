@@ -8,7 +8,7 @@ from mmjafar.evaluation.openvocab import clip_text_embeddings
 
 def tiny_clip():
     torch.manual_seed(0)
-    return open_clip.CLIP(embed_dim=24, vision_cfg=dict(layers=1, width=32, patch_size=16, image_size=32),
+    return open_clip.CLIP(embed_dim=24, vision_cfg=dict(layers=1, width=32, head_width=16, patch_size=16, image_size=32),
                           text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1))
 
 
