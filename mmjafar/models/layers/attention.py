@@ -27,8 +27,8 @@ from torch import nn
 ATTN_IMPLS = ('lean', 'naive')
 #: Default implementation for modules built with ``impl=None``.
 DEFAULT_IMPL = os.environ.get('MMJAFAR_ATTN_IMPL', 'lean')
-#: Default working-set budget of one chunk of attention logits, in elements (64 MiB in float32).
-DEFAULT_CHUNK_ELEMENTS = 1 << 24
+#: Default working-set budget of one chunk of attention logits, in elements (16 MiB in float32).
+DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
 
 def _check_impl(impl: Optional[str]) -> str:

@@ -4,6 +4,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 class ResBlock(nn.Module):
@@ -104,17 +105,48 @@ def make_encoder(in_channels: int, channels: int, kernel_size: int = 1, num_bloc
     return nn.Sequential(stem, *blocks)
 
 
-def encode_and_pool(encoder: nn.Sequential, x: torch.Tensor, size) -> torch.Tensor:
+def _norm_act_conv(x: torch.Tensor, norm: nn.Module, conv: nn.Module) -> torch.Tensor:
+    return conv(F.silu(norm(x)))
+
+
+def _norm_act_pool(x: torch.Tensor, norm: nn.Module, size) -> torch.Tensor:
+    return F.adaptive_avg_pool2d(F.silu(norm(x)), size)
+
+
+def _checkpoint(fn, *args):
+    return checkpoint(fn, *args, use_reentrant=False)
+
+
+def run_layers(layers, x: torch.Tensor, low_memory: bool = False) -> torch.Tensor:
+    """Apply ``layers`` in order; with ``low_memory`` (training), every ``norm -> SiLU -> conv`` group of a
+    :class:`ResBlock` keeps only its input for the backward pass and recomputes the rest (activation
+    checkpointing at the finest useful grain: two stored maps per block instead of about seven)."""
+    for layer in layers:
+        if low_memory and isinstance(layer, ResBlock):
+            h = _checkpoint(_norm_act_conv, x, layer.norm1, layer.conv1)
+            out = _checkpoint(_norm_act_conv, h, layer.norm2, layer.conv2)
+            x = out + layer.residual(x) if layer.is_residual else out
+        else:
+            x = layer(x)
+    return x
+
+
+def encode_and_pool(encoder: nn.Sequential, x: torch.Tensor, size, low_memory: bool = False) -> torch.Tensor:
     """``adaptive_avg_pool2d(encoder(x), size)`` with less work at full resolution.
 
     When the encoder ends in a :class:`ResBlock` with a 1x1 ``conv2``, average pooling commutes with that
-    affine convolution: ``pool(conv2(a) + r) = conv2(pool(a)) + pool(r)`` (``r`` only for residual blocks). The last convolution then runs on
-    the pooled grid instead of the full-resolution one (the same math; float rounding differs at 1e-7).
+    affine convolution: ``pool(conv2(a) + r) = conv2(pool(a)) + pool(r)`` (``r`` only for residual blocks). The
+    last convolution then runs on the pooled grid instead of the full-resolution one (the same math; float
+    rounding differs at 1e-7). ``low_memory``: see :func:`run_layers`.
     """
     *body, last = encoder
-    for layer in body:
-        x = layer(x)
+    x = run_layers(body, x, low_memory)
     if not (isinstance(last, ResBlock) and last.conv2.kernel_size == (1, 1)):
-        return F.adaptive_avg_pool2d(last(x), size)
-    out = last.conv2(F.adaptive_avg_pool2d(last.branch_before_conv2(x), size))
+        return F.adaptive_avg_pool2d(run_layers([last], x, low_memory), size)
+    if low_memory:
+        h = _checkpoint(_norm_act_conv, x, last.norm1, last.conv1)
+        pooled = _checkpoint(_norm_act_pool, h, last.norm2, size)
+    else:
+        pooled = F.adaptive_avg_pool2d(last.branch_before_conv2(x), size)
+    out = last.conv2(pooled)
     return out + F.adaptive_avg_pool2d(last.residual(x), size) if last.is_residual else out

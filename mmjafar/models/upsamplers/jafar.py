@@ -8,6 +8,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmjafar.registry import MODELS
 from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool, make_encoder
+from ..layers.conv_blocks import run_layers
 from ..layers.attention import _check_impl
 from ..layers.checkpoint_checks import check_dim
 from .base import BaseUpsampler, SizeLike
@@ -36,7 +37,7 @@ class JAFAR(BaseUpsampler):
         feature_dim: accepted for compatibility with the official configs; must equal ``v_dim`` if given.
         impl: attention implementation, 'lean' (default: exact, chunked, bounded memory in forward and
             backward, faster encoders) or 'naive' (the official materialised path, for comparison).
-        chunk_elements: lean attention working-set budget in elements of logits (default 2**24).
+        chunk_elements: lean attention working-set budget in elements of logits (default 2**22).
         output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
 
     Example:
@@ -101,8 +102,9 @@ class JAFAR(BaseUpsampler):
         The same math as the official path, in channels-last memory layout, with the last 1x1 convolution of both encoders moved after the
         pooling (:func:`encode_and_pool`) and RoPE computed in row bands. With autograd, the full-resolution
         work is split into four segments whose activations are recomputed in the backward pass
-        (activation checkpointing): only each segment's input is kept, instead of every intermediate
-        map of the image, query and key encoders.
+        (activation checkpointing), and inside each segment every ``norm -> SiLU -> conv`` group is checkpointed
+        again (:func:`run_layers`): only segment inputs are kept, and the recomputation of a segment holds two
+        maps per block instead of every intermediate map of the image, query and key encoders.
         """
         needs_grad = torch.is_grad_enabled() and (
             image.requires_grad or any(p.requires_grad for p in self.parameters()))
@@ -113,11 +115,11 @@ class JAFAR(BaseUpsampler):
         # channels-last layout: the 1x1 convolutions run as plain matrix products without layout reorders
         image = image.contiguous(memory_format=torch.channels_last)
         *head, last = self.image_encoder
-        hidden = run(nn.Sequential(*head), image)
-        code = run(lambda x: apply_rope_2d(last(x), self.rope.freqs), hidden)
+        hidden = run(run_layers, head, image, needs_grad)
+        code = run(lambda x: apply_rope_2d(run_layers([last], x, needs_grad), self.rope.freqs), hidden)
         del hidden
-        queries = run(encode_and_pool, self.query_encoder, code, output_size)
-        keys = run(encode_and_pool, self.key_encoder, code, grid)
+        queries = run(encode_and_pool, self.query_encoder, code, output_size, needs_grad)
+        keys = run(encode_and_pool, self.key_encoder, code, grid, needs_grad)
         return queries, keys
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
