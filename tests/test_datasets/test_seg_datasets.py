@@ -75,3 +75,35 @@ def test_probe_pipeline_crops_448_and_evaluates_at_the_crop(tmp_path):
     assert labels <= {0, 2, 4, 12, 255}  # ADE ids 1, 3, 5, 13 shifted by reduce_zero_label; "other" ignored
     with pytest.raises(KeyError, match='img_shape'):
         EvalAtCurrentSize()({})
+
+
+def test_depth_probe_config_runs_on_nyu_layout(tmp_path):
+    import torch
+    from mmseg.registry import MODELS
+    root = tmp_path / 'nyu'
+    for split in ('train', 'test'):
+        (root / 'images' / split).mkdir(parents=True)
+        (root / 'annotations' / split).mkdir(parents=True)
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(
+            root / 'images' / split / 'bedroom_0001.jpg')
+        depth_mm = np.full((48, 64), 2500, np.uint16)  # 2.5 m
+        Image.fromarray(depth_mm).save(root / 'annotations' / split / 'bedroom_0001.png')
+    cfg = Config.fromfile(os.path.join(REPO, 'configs/linear_probe/jafar_vit-s14-dinov2_1xb4-20e_nyu-depth-448x448.py'))
+    cfg.train_dataloader.dataset.data_root = str(root)
+    sample = DATASETS.build(cfg.train_dataloader.dataset)[0]
+    depth = sample['data_samples'].gt_depth_map.data
+    assert tuple(sample['inputs'].shape) == (3, 448, 448) and tuple(depth.shape[-2:]) == (448, 448)
+    assert torch.allclose(depth, torch.full_like(depth, 2.5))
+    cfg.model.backbone.update(pretrained=False, random_init=True, model_kwargs=dict(depth=1))
+    cfg.model.neck = dict(type='JAFAR', v_dim=384, qk_dim=16, num_heads=2)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(cfg.model)
+    sample['data_samples'].set_metainfo(dict(img_shape=(448, 448), pad_shape=(448, 448)))
+    small = torch.nn.functional.interpolate(sample['inputs'][None].float(), size=(56, 56))
+    from mmengine.structures import PixelData
+    sample['data_samples'].gt_depth_map = PixelData(data=depth[..., :56, :56])
+    losses = model.loss(model.data_preprocessor(dict(inputs=[small[0]], data_samples=[sample['data_samples']]),
+                                                True)['inputs'], [sample['data_samples']])
+    assert set(losses) == {'decode.loss_silog'} and torch.isfinite(losses['decode.loss_silog'])
