@@ -26,7 +26,7 @@ def test_mmcv_cpu_ops():
     assert keep.tolist() == [0, 2]
     feats = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4)
     rois = torch.tensor([[0, 0, 0, 4, 4]], dtype=torch.float32)
-    out = roi_align(feats, rois, (2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    out = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)  # scale, sampling ratio, mode, aligned
     assert out.shape == (1, 1, 2, 2)
     # the four quadrant means of the 4x4 ramp
     torch.testing.assert_close(out.flatten(), torch.tensor([2.5, 4.5, 10.5, 12.5]))
@@ -71,7 +71,7 @@ def test_mmseg_encoder_decoder_forward_cpu():
     model = MODELS.build(cfg.model).eval()
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 64, 64), mode='tensor')
-    assert logits.shape == (2, 5, 8, 8)
+    assert logits.shape == (2, 5, 2, 2)  # ResNet output stride 32
 
 
 @pytest.mark.parametrize('order', ['hosts_first', 'mmjafar_first'])
