@@ -151,8 +151,13 @@ def test_two_process_gloo_run_matches_one_process(image_folder, tmp_path):
     import torch.multiprocessing as mp
     gradcam = make_models('JAFAR')
     mapping, _ = _planted_index(image_folder, gradcam, tmp_path / 'idx.json')
-    single = evaluate_cam_dataset(gradcam, list_labelled_images(str(image_folder), mapping), num_images=9, seed=1,
-                                  batch_size=2, num_workers=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers: bitwise equality needs the same kernels' reduction order
+    try:
+        single = evaluate_cam_dataset(gradcam, list_labelled_images(str(image_folder), mapping), num_images=9,
+                                      seed=1, batch_size=2, num_workers=0)
+    finally:
+        torch.set_num_threads(threads)
     mp.spawn(_dist_worker, args=(2, _free_port(), str(image_folder), str(tmp_path / 'idx.json'), str(tmp_path)),
              nprocs=2, join=True)
     for rank in range(2):

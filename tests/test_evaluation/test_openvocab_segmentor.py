@@ -98,8 +98,12 @@ def test_two_process_gloo_run_matches_one_process(voc_root, text_file, tmp_path)
     import socket
 
     import torch.multiprocessing as mp
-    torch.manual_seed(0)
-    single = Runner.from_cfg(_cfg(voc_root, text_file, tmp_path / 'single', dict(type='JAFAR', qk_dim=32))).test()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers
+    try:
+        single = Runner.from_cfg(_cfg(voc_root, text_file, tmp_path / 'single', dict(type='JAFAR', qk_dim=32))).test()
+    finally:
+        torch.set_num_threads(threads)
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
