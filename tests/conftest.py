@@ -5,7 +5,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get('MMJAFAR_SHARED', REPO.parent / 'shared'))
+# ../shared beside the checkout; MMJAFAR_SHARED overrides; /work/shared is where this workplace mounts it.
+_CANDIDATES = [Path(p) for p in (os.environ.get('MMJAFAR_SHARED'), REPO.parent / 'shared', '/work/shared') if p]
+SHARED = next((p for p in _CANDIDATES if (p / 'golden').is_dir()), _CANDIDATES[0])
 GOLDEN = SHARED / 'golden'
 
 
