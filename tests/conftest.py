@@ -26,3 +26,20 @@ def golden_dir() -> Path:
 
 def load_golden(path: Path) -> dict:
     return torch.load(path, weights_only=True)
+
+
+def build_golden(golden_dir: Path, folder: str, cls, name: str, **kwargs):
+    """Build ``cls`` from a golden file's constructor (``kwargs`` override), load its state dict strictly, eval."""
+    data = load_golden(golden_dir / folder / name)
+    model = cls(**{**data['constructor'], **kwargs}).eval()
+    model.load_state_dict(data['state_dict'])  # strict
+    return model, data
+
+
+def assert_golden_output(model, data, atol: float = 1e-4, rtol: float = 1e-4) -> None:
+    """Run ``model(image, features, output_size)`` on the golden inputs and compare with the official output."""
+    inputs = data['inputs']
+    with torch.no_grad():
+        out = model(inputs['image'], inputs['features'], inputs['output_size'])
+    assert out.shape == data['output'].shape
+    torch.testing.assert_close(out, data['output'], atol=atol, rtol=rtol)

@@ -8,27 +8,20 @@ from mmengine.runner import load_checkpoint
 from mmjafar.models.layers import LearnedFeatureUnification, gaussian_derivative_basis
 from mmjafar.models.layers.neighborhood_attention import neighborhood_indices, nearest_exact_indices
 from mmjafar.models.upsamplers import AnyUp
-from tests.conftest import load_golden
+from tests.conftest import assert_golden_output, build_golden, load_golden
 
 CASES = ['case_a.pt', 'case_b.pt']
 
 
 def golden_model(golden_dir, name='case_a.pt', **kwargs):
-    data = load_golden(golden_dir / 'anyup' / name)
-    model = AnyUp(**{**data['constructor'], **kwargs}).eval()
-    model.load_state_dict(data['state_dict'])  # strict
-    return model, data
+    return build_golden(golden_dir, 'anyup', AnyUp, name, **kwargs)
 
 
 @pytest.mark.parametrize('impl', ['lean', 'naive'])
 @pytest.mark.parametrize('case', CASES)
 def test_golden_parity(golden_dir, case, impl):
     model, data = golden_model(golden_dir, case, impl=impl)
-    inputs = data['inputs']
-    with torch.no_grad():
-        out = model(inputs['image'], inputs['features'], inputs['output_size'])
-    assert out.shape == data['output'].shape
-    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+    assert_golden_output(model, data)
 
 
 def test_golden_intermediates(golden_dir):

@@ -6,26 +6,19 @@ from mmengine.runner import load_checkpoint
 
 from mmjafar.models.upsamplers import NAF
 from mmjafar.models.upsamplers.naf import NAFImageEncoder
-from tests.conftest import load_golden
+from tests.conftest import assert_golden_output, build_golden, load_golden
 
 CASES = ['case_a.pt', 'case_b.pt']
 
 
 def golden_model(golden_dir, name='case_a.pt', **kwargs):
-    data = load_golden(golden_dir / 'naf' / name)
-    model = NAF(**data['constructor'], **kwargs).eval()
-    model.load_state_dict(data['state_dict'])  # strict
-    return model, data
+    return build_golden(golden_dir, 'naf', NAF, name, **kwargs)
 
 
 @pytest.mark.parametrize('case', CASES)
 def test_golden_parity(golden_dir, case):
     model, data = golden_model(golden_dir, case, impl='torch')
-    inputs = data['inputs']
-    with torch.no_grad():
-        out = model(inputs['image'], inputs['features'], inputs['output_size'])
-    assert out.shape == data['output'].shape
-    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+    assert_golden_output(model, data)
 
 
 def test_golden_intermediates(golden_dir):
