@@ -13,7 +13,10 @@ import mmjafar  # noqa: F401  (registers the upsampler types the configs name)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs/linear_probe/*.py')))
-METHODS = ('bilinear', 'nearest', 'strided', 'largeimage', 'jafar', 'featup', 'lift', 'loftup', 'anyup', 'naf')
+METHODS = ('bilinear', 'nearest', 'bicubic', 'strided', 'largeimage', 'jafar', 'featup', 'lift', 'loftup', 'anyup',
+           'naf', 'carafe', 'dysample', 'sapa')
+# trained jointly with the probe (task-dependent) or training-free: no released weights, not frozen
+UNFROZEN = ('Bilinear', 'Nearest', 'Bicubic', 'CARAFE', 'DySample', 'SAPA')
 DATASETS = {'voc': 21, 'ade20k': 150, 'cocostuff27': 27, 'cityscapes27': 27}
 
 
@@ -39,7 +42,7 @@ def test_config_is_consistent(path):
         assert cfg.model.decode_head.num_classes == DATASETS[dataset] == cfg.num_classes
         assert cfg.train_cfg.max_epochs == (5 if dataset == 'cocostuff27' else 20)
     neck = cfg.model.neck
-    if neck.type not in ('Bilinear', 'Nearest'):
+    if neck.type not in UNFROZEN:
         assert neck.frozen and neck.init_cfg.type == 'Pretrained'
 
 
