@@ -171,12 +171,12 @@ def test_reduced_precision(golden_dir):
         out_bf16 = model(inputs['image'], inputs['features'], inputs['output_size'])
     assert torch.isfinite(out_bf16).all()
     # bf16 keeps 8 mantissa bits: relative error of the output stays within a few percent of its range
-    assert (out_bf16.float() - ref).abs().max() < 0.15 * ref.abs().max()
+    assert (out_bf16.float() - ref).abs().max() < 0.1 * ref.abs().max()  # measured 0.167 of 2.84 (5.9 %)
     half = model.half()
     with torch.no_grad():
         out_half = half(inputs['image'].half(), inputs['features'].half(), inputs['output_size'])
     assert out_half.dtype == torch.float16
-    assert (out_half.float() - ref).abs().max() < 0.05 * ref.abs().max()
+    assert (out_half.float() - ref).abs().max() < 0.01 * ref.abs().max()  # measured 0.016 of 2.84 (0.6 %)
 
 
 def test_default_output_size_policy():
