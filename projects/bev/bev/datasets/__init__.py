@@ -1,0 +1,1 @@
+"""BEV datasets (registered at import)."""

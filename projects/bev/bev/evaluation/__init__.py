@@ -1,0 +1,1 @@
+"""BEV evaluation (registered at import)."""

@@ -1,0 +1,1 @@
+"""BEV models (registered at import)."""
