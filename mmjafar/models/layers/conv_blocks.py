@@ -137,8 +137,11 @@ def encode_and_pool(encoder: nn.Sequential, x: torch.Tensor, size, low_memory: b
     When the encoder ends in a :class:`ResBlock` with a 1x1 ``conv2``, average pooling commutes with that
     affine convolution: ``pool(conv2(a) + r) = conv2(pool(a)) + pool(r)`` (``r`` only for residual blocks). The
     last convolution then runs on the pooled grid instead of the full-resolution one (the same math; float
-    rounding differs at 1e-7). ``low_memory``: see :func:`run_layers`.
+    rounding differs at 1e-7). When ``size`` is the input's size the pooling is skipped (identity).
+    ``low_memory``: see :func:`run_layers`.
     """
+    if tuple(x.shape[-2:]) == tuple(size):  # pooling to the same size is the identity: skip its copies
+        return run_layers(encoder, x, low_memory)
     *body, last = encoder
     x = run_layers(body, x, low_memory)
     if not (isinstance(last, ResBlock) and last.conv2.kernel_size == (1, 1)):

@@ -25,15 +25,65 @@ def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor, chunk_elements: int = 1 
 
     ``out = x * cos(a) + rotate_half(x) * sin(a)`` with ``rotate_half(x) = cat(-x[C/2:], x[:C/2])``: channel c
     pairs with c + C/2 and each member of a pair uses its own angle (the official formula, not a pure
-    rotation when the learnt frequencies of a pair differ). Rows are processed in chunks of about
-    ``chunk_elements`` angle values, so no full-size angle, cosine or sine map is ever held.
+    rotation when the learnt frequencies of a pair differ). Rows are processed in bands of about
+    ``chunk_elements`` angle values written into one output, so no full-size angle, cosine or sine map is ever
+    held, and the backward pass (:class:`_BandedRoPE`) recomputes the angles band by band and writes the input
+    gradient in place, instead of autograd's one full-size zero-padded gradient per band.
     """
-    height, width = x.shape[-2:]
-    rows_per_chunk = max(1, chunk_elements // max(1, x.shape[1] * width))
+    rows_per_chunk = max(1, chunk_elements // max(1, x.shape[1] * x.shape[-1]))
+    if not (torch.is_grad_enabled() and (x.requires_grad or freqs.requires_grad)):
+        return _banded_rope_forward(x, freqs, rows_per_chunk)
+    return _BandedRoPE.apply(x, freqs, rows_per_chunk)
+
+
+def _bands(height: int, rows_per_chunk: int):
+    return ((r, min(height, r + rows_per_chunk)) for r in range(0, height, rows_per_chunk))
+
+
+def _banded_rope_forward(x: torch.Tensor, freqs: torch.Tensor, rows_per_chunk: int) -> torch.Tensor:
+    height = x.shape[2]
     if rows_per_chunk >= height:
         return _rope_rows(x, freqs, 0, height)
-    return torch.cat([_rope_rows(x[:, :, r:r + rows_per_chunk], freqs, r, height)
-                      for r in range(0, height, rows_per_chunk)], dim=2)
+    out = torch.empty_like(x)
+    for r0, r1 in _bands(height, rows_per_chunk):
+        out[:, :, r0:r1] = _rope_rows(x[:, :, r0:r1], freqs, r0, height)
+    return out
+
+
+class _BandedRoPE(torch.autograd.Function):
+    """RoPE with a band-wise backward: ``dx = g cos + rotate_half^T(g sin)`` and, for the learnt frequencies,
+    ``d freqs[0] = sum r * dA``, ``d freqs[1] = sum c * dA`` with ``dA = g (rotate_half(x) cos - x sin)``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, freqs: torch.Tensor, rows_per_chunk: int) -> torch.Tensor:
+        ctx.save_for_backward(x, freqs)
+        ctx.rows_per_chunk = rows_per_chunk
+        return _banded_rope_forward(x, freqs, rows_per_chunk)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, freqs = ctx.saved_tensors
+        height, width = x.shape[-2:]
+        need_x, need_f = ctx.needs_input_grad[:2]
+        grad_x = torch.empty_like(x) if need_x else None
+        dtype = torch.promote_types(freqs.dtype, torch.float32)
+        grad_f = torch.zeros(freqs.shape, device=freqs.device, dtype=dtype) if need_f else None
+        rows = torch.linspace(0, 1, height, device=freqs.device, dtype=dtype)
+        cols = torch.linspace(0, 1, width, device=freqs.device, dtype=dtype)
+        for r0, r1 in _bands(height, ctx.rows_per_chunk):
+            angle = rope_angles(freqs, height, width, slice(r0, r1))
+            cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+            g = grad[:, :, r0:r1]
+            if need_x:
+                g1, g2 = (g * sin).chunk(2, dim=1)
+                grad_x[:, :, r0:r1] = g * cos + torch.cat((g2, -g1), dim=1)
+            if need_f:
+                xb = x[:, :, r0:r1]
+                x1, x2 = xb.chunk(2, dim=1)
+                d_angle = (g * (torch.cat((-x2, x1), dim=1) * cos - xb * sin)).sum(0).to(dtype)  # (C, rows, W)
+                grad_f[0] += (d_angle.sum(2) * rows[r0:r1]).sum(1)
+                grad_f[1] += (d_angle.sum(1) * cols).sum(1)
+        return grad_x, None if grad_f is None else grad_f.to(freqs.dtype), None
 
 
 def _rope_rows(x: torch.Tensor, freqs: torch.Tensor, row0: int, height: int) -> torch.Tensor:

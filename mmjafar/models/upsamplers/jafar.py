@@ -99,12 +99,14 @@ class JAFAR(BaseUpsampler):
                               grid: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Everything that runs at the guidance image's resolution, ending in the pooled queries and keys.
 
-        The same math as the official path, in channels-last memory layout, with the last 1x1 convolution of both encoders moved after the
-        pooling (:func:`encode_and_pool`) and RoPE computed in row bands. With autograd, the full-resolution
-        work is split into four segments whose activations are recomputed in the backward pass
+        The same math as the official path, in channels-last memory layout, with the last 1x1 convolution of
+        both encoders moved after the pooling (:func:`encode_and_pool`; skipped when pooling is the identity)
+        and RoPE computed in row bands. With autograd, the full-resolution work is split into three segments
+        (image encoder + RoPE, query branch, key branch) whose activations are recomputed in the backward pass
         (activation checkpointing), and inside each segment every ``norm -> SiLU -> conv`` group is checkpointed
-        again (:func:`run_layers`): only segment inputs are kept, and the recomputation of a segment holds two
-        maps per block instead of every intermediate map of the image, query and key encoders.
+        again (:func:`run_layers`): only segment inputs (the image and the RoPE code) are kept, and the
+        recomputation of a segment holds two maps per block instead of every intermediate map of the image,
+        query and key encoders.
         """
         needs_grad = torch.is_grad_enabled() and (
             image.requires_grad or any(p.requires_grad for p in self.parameters()))
@@ -114,10 +116,7 @@ class JAFAR(BaseUpsampler):
 
         # channels-last layout: the 1x1 convolutions run as plain matrix products without layout reorders
         image = image.contiguous(memory_format=torch.channels_last)
-        *head, last = self.image_encoder
-        hidden = run(run_layers, head, image, needs_grad)
-        code = run(lambda x: apply_rope_2d(run_layers([last], x, needs_grad), self.rope.freqs), hidden)
-        del hidden
+        code = run(lambda x: apply_rope_2d(run_layers(self.image_encoder, x, needs_grad), self.rope.freqs), image)
         queries = run(encode_and_pool, self.query_encoder, code, output_size, needs_grad)
         keys = run(encode_and_pool, self.key_encoder, code, grid, needs_grad)
         return queries, keys
