@@ -11,8 +11,6 @@ import sys
 # Allow running the file directly from a checkout (the repo root holds the ``projects`` package).
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..')))
 
-from projects.bev.bev.datasets.synthetic import make_synthetic_nuscenes  # noqa: E402
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Generate a tiny synthetic nuScenes (v1.0-mini format) tree: '
@@ -26,6 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from projects.bev.bev.datasets.synthetic import make_synthetic_nuscenes  # after --help: imports torch
     info = make_synthetic_nuscenes(args.out, image_size=(args.height, args.width))
     splits = sorted({s.split for s in info.samples})
     counts = ', '.join(f'{split}: {len(info.samples_of(split))}' for split in splits)
