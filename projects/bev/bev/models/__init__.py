@@ -1,2 +1,3 @@
 """BEV models (registered at import)."""
 from . import bevformer, deform_attn  # noqa: F401,E402
+from . import coord_embed, sparse_ops, sparse_unet  # noqa: F401,E402
