@@ -38,8 +38,8 @@ def _pixels(points_ego: np.ndarray, cam2ego: np.ndarray, cam2img: np.ndarray, im
     return pix.numpy(), valid[0].numpy()
 
 
-@pytest.mark.parametrize('is_train,final_size', [(True, (56, 120)), (False, (56, 120)), (True, (112, 238)),
-                                                  (True, (40, 64))])
+@pytest.mark.parametrize('is_train,final_size',
+                         [(True, (56, 120)), (False, (56, 120)), (True, (112, 238)), (True, (40, 64))])
 def test_affine_keeps_projected_points_on_the_same_content(is_train, final_size):
     """A 3-D point projected with K' lands on the augmented image where its K projection was in the original."""
     np.random.seed(3)
