@@ -1,0 +1,272 @@
+"""PointBeV: sparse ops, masked-dense sparse UNet, selection, lifting, the model's passes and training through
+tools/train.py on the synthetic nuScenes tree (CPU)."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from projects.bev.bev.geometry import BEVGrid, project_to_cameras
+from projects.bev.bev.models.coord_embed import FourierCoordEmbedding, coordinate_bounds
+from projects.bev.bev.models.pointbev import PointBeVLifting, merge_passes
+from projects.bev.bev.models.sparse_ops import (cells_to_mask, dilate_mask, random_cells, select_fine_cells,
+                                                sparse_grid_sample)
+from projects.bev.bev.models.sparse_unet import (MaskedBatchNorm2d, MaskedInstanceNorm2d, SparseBEVHead,
+                                                 SparseInverseConv2d, SparseMaxPool2d, SparseResNetUNet, SubMConv2d)
+
+TINY_GRID = dict(x_range=(-50, 50), y_range=(-50, 50), resolution=2.0, z_centers=(-2.75, -0.25, 2.25, 4.75))
+
+
+# ----------------------------------------------------------------------------------------------- sparse grid sample
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_sparse_grid_sample_matches_grid_sample(dtype):
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(3, 5, 7, 11, generator=gen, dtype=dtype, requires_grad=True)
+    grid = torch.rand(200, 2, generator=gen, dtype=dtype) * 2.6 - 1.3      # incl. points beyond the borders
+    grid[:4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [0.0, 0.0]], dtype=dtype)  # edges, centre
+    index = torch.randint(0, 3, (200,), generator=gen)
+    out = sparse_grid_sample(feats, grid, index)
+    ref = torch.empty_like(out)
+    for k in range(3):
+        sel = index == k
+        ref[sel] = F.grid_sample(feats[k:k + 1], grid[sel].view(1, 1, -1, 2), mode='bilinear',
+                                 padding_mode='zeros', align_corners=False)[0, :, 0].T
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(out, ref, atol=tol, rtol=0)
+    weight = torch.randn(out.shape, generator=gen, dtype=dtype)
+    grad, = torch.autograd.grad((out * weight).sum(), feats)
+    grad_ref, = torch.autograd.grad((ref * weight).sum(), feats)
+    torch.testing.assert_close(grad, grad_ref, atol=tol, rtol=0)
+
+
+def test_sparse_grid_sample_errors_and_empty():
+    feats = torch.randn(2, 3, 4, 4)
+    assert sparse_grid_sample(feats, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)).shape == (0, 3)
+    with pytest.raises(ValueError, match='map_index'):
+        sparse_grid_sample(feats, torch.zeros(5, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match='grid'):
+        sparse_grid_sample(feats, torch.zeros(5, 3), torch.zeros(5, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------------------------------- selection
+def test_random_cells_distinct_and_sized():
+    cells = random_cells(3, 100, 40, generator=torch.Generator().manual_seed(1))
+    assert cells.shape == (3, 40)
+    assert all(len(set(row.tolist())) == 40 for row in cells)
+    assert int(cells.min()) >= 0 and int(cells.max()) < 100
+    assert cells_to_mask(cells, (10, 10)).sum().item() == 120
+    with pytest.raises(ValueError, match='count'):
+        random_cells(1, 10, 11)
+
+
+def test_dilate_mask():
+    mask = torch.zeros(1, 1, 9, 9, dtype=torch.bool)
+    mask[0, 0, 4, 4] = True
+    mask[0, 0, 0, 8] = True
+    grown = dilate_mask(mask, 3)
+    assert grown.sum() == 9 + 4
+    assert grown[0, 0, 3:6, 3:6].all() and grown[0, 0, 0:2, 7:9].all()
+
+
+def test_select_fine_cells_dilates_top_anchors_and_fills():
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(2, 1, 20, 20, generator=gen) * 0.1
+    mask = torch.ones(2, 1, 20, 20, dtype=torch.bool)
+    scores[0, 0, 5, 5], scores[0, 0, 15, 12] = 0.9, 0.8
+    scores[1, 0, 0, 0] = 0.95                                 # corner anchor: window clipped to 2x2 cells
+    # under budget: every dilated anchor cell is kept, the rest is random fill
+    cells = select_fine_cells(scores, mask, num_anchors=2, kernel_size=3, budget=30, generator=gen)
+    assert cells.shape == (2, 30) and all(len(set(row.tolist())) == 30 for row in cells)
+    picked = cells_to_mask(cells, (20, 20))
+    assert picked[0, 0, 4:7, 4:7].all() and picked[0, 0, 14:17, 11:14].all()
+    assert picked[1, 0, 0:2, 0:2].all()
+    # over budget: cells around the strongest anchor come first
+    cells = select_fine_cells(scores, mask, num_anchors=2, kernel_size=3, budget=9, generator=gen)
+    assert cells_to_mask(cells, (20, 20))[0, 0, 4:7, 4:7].all()
+    # anchors come only from predicted cells
+    masked = mask.clone()
+    masked[0, 0, 5, 5] = False
+    cells = select_fine_cells(scores, masked, num_anchors=1, kernel_size=3, budget=9, generator=gen)
+    assert cells_to_mask(cells, (20, 20))[0, 0, 14:17, 11:14].all()
+    with pytest.raises(ValueError, match='kernel_size'):
+        select_fine_cells(scores, mask, 2, 4, 10)
+    with pytest.raises(ValueError, match='budget'):
+        select_fine_cells(scores, mask, 2, 3, 401)
+
+
+def test_merge_passes_averages_where_both_predicted():
+    mask_a = torch.tensor([[True, True, False]]).view(1, 1, 1, 3)
+    mask_b = torch.tensor([[False, True, True]]).view(1, 1, 1, 3)
+    a = dict(seg=torch.tensor([1.0, 3.0, 0.0]).view(1, 1, 1, 3))
+    b = dict(seg=torch.tensor([0.0, 5.0, 7.0]).view(1, 1, 1, 3))
+    merged, union = merge_passes([(a, mask_a), (b, mask_b)])
+    assert merged['seg'].flatten().tolist() == [1.0, 4.0, 7.0]
+    assert union.all()
+
+
+# -------------------------------------------------------------------------------------- masked-dense sparse layers
+def _active(mask):
+    return [tuple(p) for p in mask[0, 0].nonzero().tolist()]
+
+
+def test_subm_conv_pool_inverse_match_explicit_sparse_loops():
+    """Check the masked-dense layers against point-list definitions of spconv's SubMConv2d, SparseMaxPool2d and
+    SparseInverseConv2d (rule books written out by hand)."""
+    gen = torch.Generator().manual_seed(0)
+    height, width, c_in, c_out = 7, 6, 3, 2
+    mask = torch.rand(1, 1, height, width, generator=gen) > 0.5
+    x = torch.where(mask, torch.randn(1, c_in, height, width, generator=gen, dtype=torch.float64), 0.0)
+    active = set(_active(mask))
+    # submanifold 3x3: outputs at active sites, sum over active neighbours
+    conv = SubMConv2d(c_in, c_out, 3).double()
+    out = conv(x, mask)
+    for (i, j) in itertools.product(range(height), range(width)):
+        expect = torch.zeros(c_out, dtype=torch.float64)
+        if (i, j) in active:
+            for di, dj in itertools.product(range(3), range(3)):
+                p = (i + di - 1, j + dj - 1)
+                if p in active:
+                    expect += conv.weight[:, :, di, dj] @ x[0, :, p[0], p[1]]
+        torch.testing.assert_close(out[0, :, i, j], expect)
+    # 3x3 / 2 max-pool: output site o active iff its window holds an active site; max over active sites only
+    x_neg = torch.where(mask, -1.0 - x.abs(), 0.0)                      # all active values negative
+    pooled, pooled_mask = SparseMaxPool2d(3, 2)(x_neg, mask)
+    rule = {}                                                           # (input site, output site) -> kernel offset
+    for (i, j) in active:
+        for oi, oj in itertools.product(range(pooled.shape[2]), range(pooled.shape[3])):
+            di, dj = i - (2 * oi - 1), j - (2 * oj - 1)
+            if 0 <= di < 3 and 0 <= dj < 3:
+                rule[(i, j), (oi, oj)] = (di, dj)
+    outputs = {o for _, o in rule}
+    assert set(_active(pooled_mask)) == outputs
+    for o in outputs:
+        ins = [p for p, oo in rule if oo == o]
+        expect = torch.stack([x_neg[0, :, p[0], p[1]] for p in ins]).max(dim=0).values
+        torch.testing.assert_close(pooled[0, :, o[0], o[1]], expect)
+    assert (pooled[~pooled_mask.expand_as(pooled)] == 0).all()
+    # inverse conv with the pool's rule book: out[p] = sum over pairs (p, o) of W[offset] x[o]
+    inv = SparseInverseConv2d(c_in, c_out, 3, 2).double()
+    coarse = torch.where(pooled_mask, torch.randn(pooled.shape, generator=gen, dtype=torch.float64), 0.0)
+    up = inv(coarse, mask)
+    assert up.shape == (1, c_out, height, width)
+    for (i, j) in itertools.product(range(height), range(width)):
+        expect = torch.zeros(c_out, dtype=torch.float64)
+        for (p, o), (di, dj) in rule.items():
+            if p == (i, j):
+                expect += inv.weight[:, :, di, dj].T @ coarse[0, :, o[0], o[1]]
+        torch.testing.assert_close(up[0, :, i, j], expect)
+
+
+def test_masked_batchnorm_equals_batchnorm1d_on_active_rows():
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.rand(2, 1, 6, 5, generator=gen) > 0.4
+    x = torch.where(mask, torch.randn(2, 4, 6, 5, generator=gen) * 3 + 1, 0.0)
+    bn, ref = MaskedBatchNorm2d(4), torch.nn.BatchNorm1d(4)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2, generator=gen), bn.bias.uniform_(-1, 1, generator=gen)
+    ref.load_state_dict(bn.state_dict())
+    rows = x.permute(0, 2, 3, 1)[mask[:, 0]]                            # (N_active, C)
+    out = bn(x, mask)
+    torch.testing.assert_close(out.permute(0, 2, 3, 1)[mask[:, 0]], ref(rows))
+    assert (out.permute(0, 2, 3, 1)[~mask[:, 0]] == 0).all()
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(bn.running_var, ref.running_var)
+    bn.eval(), ref.eval()
+    torch.testing.assert_close(bn(x, mask).permute(0, 2, 3, 1)[mask[:, 0]], ref(rows))
+    norm = MaskedInstanceNorm2d(4)(x, mask)
+    for b in range(2):
+        sel = x[b].permute(1, 2, 0)[mask[b, 0]]
+        expect = (sel - sel.mean(0)) / (sel.var(0, unbiased=False) + 1e-5).sqrt()
+        torch.testing.assert_close(norm[b].permute(1, 2, 0)[mask[b, 0]], expect)
+
+
+@pytest.mark.parametrize('training', [True, False])
+def test_sparse_unet_and_heads_ignore_inactive_cells(training):
+    torch.manual_seed(0)
+    unet, head = SparseResNetUNet(16, 8), SparseBEVHead(16)
+    unet.train(training), head.train(training)
+    mask = torch.rand(2, 1, 25, 25) > 0.7
+    x = torch.where(mask, torch.randn(2, 16, 25, 25), 0.0).requires_grad_()
+    noisy = torch.where(mask, x, 100 * torch.randn(2, 16, 25, 25))     # garbage at inactive cells
+    feats = unet(x, mask)
+    assert feats.shape == x.shape
+    torch.testing.assert_close(unet(noisy, mask), feats, atol=1e-5, rtol=0)
+    assert (feats.masked_select(~mask) == 0).all()
+    preds = head(feats, mask)
+    assert set(preds) == {'seg', 'centerness', 'offset'} and preds['offset'].shape == (2, 2, 25, 25)
+    for name, value in head(unet(noisy, mask), mask).items():
+        torch.testing.assert_close(value, preds[name], atol=1e-5, rtol=0)
+        assert (value.masked_select(~mask) == 0).all()
+    grad, = torch.autograd.grad(sum(p.sum() for p in preds.values()), x)
+    assert grad.masked_select(~mask).abs().max() == 0 and grad.masked_select(mask).abs().max() > 0
+
+
+def test_sparse_unet_with_all_cells_active_is_a_dense_network():
+    torch.manual_seed(0)
+    unet = SparseResNetUNet(8, 4).eval()
+    x = torch.randn(1, 8, 13, 13)
+    out = unet(x, torch.ones(1, 1, 13, 13, dtype=torch.bool))
+    assert out.shape == x.shape and out.abs().min() >= 0 and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match='bool mask'):
+        unet(x, torch.ones(1, 1, 13, 13))
+
+
+# ---------------------------------------------------------------------------------------- coordinates and lifting
+def test_coord_embedding_shapes_and_bounds():
+    grid = BEVGrid.build(TINY_GRID)
+    torch.testing.assert_close(coordinate_bounds(grid), torch.tensor([60.0, 60.0, 1.2 * 4.75]))
+    embed = FourierCoordEmbedding()
+    assert embed.num_fourier == 48
+    assert [m.out_features for m in embed.mlp if isinstance(m, torch.nn.Linear)] == [256, 256, 128]
+    assert embed(torch.rand(2, 5, 3)).shape == (2, 5, 128)
+    with pytest.raises(ValueError, match='coordinates'):
+        embed(torch.rand(2, 5, 2))
+
+
+def _ring_cameras(batch_size=1, image_size=(28, 60)):
+    """Six cameras around the ego (the synthetic dataset's rig) with intrinsics for ``image_size``."""
+    import math
+    height, width = image_size
+    focal = 1266.0 * width / 1600
+    cam2img = torch.tensor([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]])
+    base = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])           # camera axes -> ego axes
+    mats = []
+    for yaw in (55, 0, -55, 110, 180, -110):
+        a = math.radians(yaw)
+        rz = torch.tensor([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+        mat = torch.eye(4)
+        mat[:3, :3] = rz @ base
+        mat[:3, 3] = torch.tensor([1.5 * math.cos(a), 1.5 * math.sin(a), 1.6])
+        mats.append(mat)
+    cam2ego = torch.stack(mats).expand(batch_size, -1, -1, -1)
+    return cam2img.expand(batch_size, 6, 3, 3), cam2ego
+
+
+def test_lifting_sparse_equals_dense_grid_sample_reference():
+    torch.manual_seed(0)
+    grid = BEVGrid.build(TINY_GRID)
+    lifting = PointBeVLifting(TINY_GRID, in_channels=8, out_channels=8, coord_embed=None).double()
+    image_size = (28, 60)
+    cam2img, cam2ego = _ring_cameras(2, image_size)
+    cam2img, cam2ego = cam2img.double(), cam2ego.double()
+    feats = torch.randn(2, 6, 8, 7, 15, dtype=torch.float64)
+    bev_aug = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)
+    bev_aug[1, :2, 3] = torch.tensor([3.0, -2.0])
+    # dense reference: grid_sample every voxel in every camera, average over the cameras that see it
+    points = grid.voxel_centers(dtype=torch.float64).permute(1, 2, 0, 3).reshape(1, -1, 3).repeat(2, 1, 1)
+    points = points @ bev_aug[:, :3, :3].transpose(1, 2) + bev_aug[:, None, :3, 3]
+    uv, valid = project_to_cameras(points, cam2ego, cam2img, image_size)
+    sampled = F.grid_sample(feats.flatten(0, 1), uv.flatten(0, 1).unsqueeze(1), align_corners=False)
+    sampled = sampled.view(2, 6, 8, -1) * valid.unsqueeze(2)
+    dense = sampled.sum(1) / valid.sum(1, keepdim=True).clamp_min(1)             # (B, C, R * C * Z)
+    dense = dense.view(2, 8, -1, 4).permute(0, 2, 3, 1).reshape(2, -1, 32)   # (B, cells, Z * C)
+    expect = lifting.compress(dense).transpose(1, 2).reshape(2, 8, 50, 50)
+    assert valid.any(1).float().mean() > 0.5                                # most voxels are seen
+    bev, mask = lifting(feats, lifting.all_cells(2), cam2img, cam2ego, image_size, bev_aug)
+    assert mask.all()
+    torch.testing.assert_close(bev, expect)
+    # a sparse selection reproduces the dense features at its cells and is zero elsewhere
+    cells = random_cells(2, 2500, 300)
+    bev_sparse, mask_sparse = lifting(feats, cells, cam2img, cam2ego, image_size, bev_aug)
+    assert mask_sparse.sum() == 600
+    torch.testing.assert_close(bev_sparse, torch.where(mask_sparse, expect, 0.0))
