@@ -12,7 +12,7 @@ gather at the valid pillar × height × camera points, mean over the cameras tha
 embedding, height-compression MLP), scatters them into a masked dense BEV map and runs the sparse UNet and heads
 (``sparse_unet.py``, masked-dense emulation of spconv) on the selected cells only.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -20,7 +20,9 @@ from torch import nn
 from mmjafar.registry import MODELS
 from ..geometry import BEVGrid, apply_transform, project_to_cameras
 from .coord_embed import FourierCoordEmbedding, coordinate_bounds
-from .sparse_ops import cells_to_mask, sparse_grid_sample
+from .image_branch import ConfigOrModule
+from .segmentor import BEVSegmentor
+from .sparse_ops import cells_to_mask, random_cells, select_fine_cells, sparse_grid_sample
 
 Preds = Dict[str, torch.Tensor]
 
@@ -145,3 +147,94 @@ def merge_passes(passes: Sequence[Tuple[Preds, torch.Tensor]]) -> Tuple[Preds, t
         total = sum(torch.where(mask, preds[name], torch.zeros_like(preds[name])) for preds, mask in passes)
         merged[name] = total / count.to(total.dtype)
     return merged, union
+
+
+@MODELS.register_module()
+class PointBeV(BEVSegmentor):
+    """PointBeV: sparse pillar lifting, masked sparse UNet and heads, coarse/fine training, dense inference.
+
+    Built like every :class:`BEVSegmentor`; the ``view_transform`` is a :class:`PointBeVLifting`, the
+    ``bev_encoder`` a :class:`~.sparse_unet.SparseResNetUNet` and the ``head`` a :class:`~.sparse_unet.SparseBEVHead`
+    (modules called with the active-cell mask: ``encoder(x, mask)``, ``head(x, mask)``).
+
+    Training (``loss``): a coarse pass on ``coarse_cells`` random cells per sample (every height of each pillar),
+    then, with ``fine_pass``, a fine pass on the ``fine_anchors`` cells with the highest coarse probability dilated
+    by a ``fine_kernel`` square and capped/filled to ``fine_cells``; the selection carries no gradient. Outputs
+    are averaged where both passes predicted and ``BEVLoss`` runs on the predicted ∩ valid cells. Counts larger
+    than the grid are clamped to it. ``predict`` and ``tensor`` run one dense pass over every cell.
+
+    Args:
+        coarse_cells: random cells of the coarse pass (2 500 of 200×200 in PointBeV).
+        fine_cells: cells of the fine pass (2 500).
+        fine_anchors: top-scoring coarse cells the fine pass grows from (100).
+        fine_kernel: odd side of the square grown around each anchor (9 in the paper, 7 in the released run).
+        fine_pass: run the fine pass in training (otherwise coarse only).
+        other arguments: see :class:`BEVSegmentor`.
+    """
+
+    def __init__(self, backbone: ConfigOrModule, neck: ConfigOrModule,
+                 head: ConfigOrModule = dict(type='SparseBEVHead'), upsampler: ConfigOrModule = None,
+                 target_stride: float = 8, view_transform: ConfigOrModule = dict(type='PointBeVLifting'),
+                 bev_encoder: ConfigOrModule = dict(type='SparseResNetUNet'), grid: Optional[dict] = None,
+                 loss: ConfigOrModule = dict(type='BEVLoss'),
+                 data_preprocessor: Optional[dict] = dict(type='BEVDataPreprocessor'),
+                 coarse_cells: int = 2500, fine_cells: int = 2500, fine_anchors: int = 100, fine_kernel: int = 9,
+                 fine_pass: bool = True, init_cfg=None) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, upsampler=upsampler, target_stride=target_stride,
+                         view_transform=view_transform, bev_encoder=bev_encoder, grid=grid, loss=loss,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if not isinstance(self.view_transform, PointBeVLifting):
+            raise TypeError(f'PointBeV: view_transform must be a PointBeVLifting, got '
+                            f'{type(self.view_transform).__name__}')
+        if self.view_transform.grid != self.grid:
+            raise ValueError(f'PointBeV: the view transform grid {self.view_transform.grid} differs from the model '
+                             f'grid {self.grid}; leave "grid" out of the view_transform config')
+        if self.view_transform.in_channels != self.img_branch.out_channels:
+            raise ValueError(f'PointBeV: view_transform.in_channels={self.view_transform.in_channels} must equal the '
+                             f'neck\'s out_channels={self.img_branch.out_channels}')
+        if min(coarse_cells, fine_cells, fine_anchors) < 1:
+            raise ValueError(f'PointBeV: coarse_cells, fine_cells and fine_anchors must be >= 1, got '
+                             f'{coarse_cells}, {fine_cells}, {fine_anchors}')
+        if fine_kernel < 1 or fine_kernel % 2 == 0:
+            raise ValueError(f'PointBeV: fine_kernel must be a positive odd number, got {fine_kernel}')
+        num_cells = self.view_transform.num_cells
+        self.coarse_cells = min(int(coarse_cells), num_cells)
+        self.fine_cells = min(int(fine_cells), num_cells)
+        self.fine_anchors = min(int(fine_anchors), num_cells)
+        self.fine_kernel = int(fine_kernel)
+        self.fine_pass = bool(fine_pass)
+
+    def sparse_forward(self, img_feats: torch.Tensor, inputs: dict,
+                       cells: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """One pass on the selected ``cells`` ``(B, P)``: predictions (zero outside the selection) and the
+        ``(B, 1, R, C)`` mask of predicted cells."""
+        bev, mask = self.view_transform(img_feats, cells, inputs['cam2img'], inputs['cam2ego'],
+                                        inputs['imgs'].shape[-2:], inputs.get('bev_aug'))
+        if self.bev_encoder is not None:
+            bev = self.bev_encoder(bev, mask)
+        return self.head(bev, mask), mask
+
+    def bev_forward(self, img_feats: torch.Tensor, inputs: dict) -> Dict[str, torch.Tensor]:
+        """The dense pass (every cell selected): dict of ``(B, c, R, C)`` maps."""
+        cells = self.view_transform.all_cells(img_feats.shape[0], img_feats.device)
+        return self.sparse_forward(img_feats, inputs, cells)[0]
+
+    def forward_train(self, inputs: dict) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """Coarse (+ fine) passes: merged predictions and the mask of predicted cells."""
+        self.check_inputs(inputs)
+        img_feats = self.extract_img_feats(inputs['imgs'])
+        batch_size = img_feats.shape[0]
+        cells = random_cells(batch_size, self.view_transform.num_cells, self.coarse_cells, img_feats.device)
+        passes = [self.sparse_forward(img_feats, inputs, cells)]
+        if self.fine_pass:
+            coarse, coarse_mask = passes[0]
+            fine = select_fine_cells(coarse['seg'].detach().sigmoid(), coarse_mask, self.fine_anchors,
+                                     self.fine_kernel, self.fine_cells)
+            passes.append(self.sparse_forward(img_feats, inputs, fine))
+        return merge_passes(passes)
+
+    def loss(self, inputs: dict, data_samples: List) -> Dict[str, torch.Tensor]:
+        if not data_samples:
+            raise ValueError('PointBeV.loss needs data_samples with gt_bev')
+        preds, mask = self.forward_train(inputs)
+        return self.loss_by_preds(preds, data_samples, pred_mask=mask)

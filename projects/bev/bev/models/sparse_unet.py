@@ -90,13 +90,17 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
 
 
 class MaskedInstanceNorm2d(nn.Module):
-    """Per-sample, per-channel normalisation over the active cells of each sample (InstanceNorm2d without affine
-    parameters, restricted to the mask). ``forward(x, mask)``; zero at inactive cells and for empty samples."""
+    """Per-sample, per-channel normalisation over the active cells of each sample (InstanceNorm2d restricted to
+    the mask, optional per-channel affine). ``forward(x, mask)``; zero at inactive cells and for empty samples."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _check_mask(x, mask)
@@ -104,10 +108,13 @@ class MaskedInstanceNorm2d(nn.Module):
         count = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
         mean = (x * weight).sum(dim=(2, 3), keepdim=True) / count
         var = ((x - mean).square() * weight).sum(dim=(2, 3), keepdim=True) / count
-        return apply_mask((x - mean) * torch.rsqrt(var + self.eps), mask)
+        out = (x - mean) * torch.rsqrt(var + self.eps)
+        if self.affine:
+            out = out * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return apply_mask(out, mask)
 
     def extra_repr(self) -> str:
-        return f'{self.num_features}, eps={self.eps}'
+        return f'{self.num_features}, eps={self.eps}, affine={self.affine}'
 
 
 class SparseMaxPool2d(nn.Module):
@@ -238,7 +245,8 @@ class SparseResNetUNet(nn.Module):
 
 
 class SparseHeadBranch(nn.Module):
-    """One sparse head: SubM 3×3 (bias-free) + masked InstanceNorm + ReLU + 1×1 conv with bias."""
+    """One sparse head: SubM 3×3 (bias-free) + masked InstanceNorm (affine, as the dense ``BEVHead``) + ReLU +
+    1×1 conv with bias."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
