@@ -300,7 +300,7 @@ class BEVSpatialCrossAttention(BaseModule):
                            refs.reshape(batch * cams, max_len, *refs.shape[3:]),
                            anchor_mask.reshape(batch * cams, max_len, -1))
         out = out.view(batch, cams, max_len, dims) * keep.unsqueeze(-1).to(out.dtype)
-        slots = query.new_zeros(batch, num_query, dims)
+        slots = out.new_zeros(batch, num_query, dims)
         slots = slots.scatter_add(1, order.reshape(batch, -1, 1).expand(-1, -1, dims), out.reshape(batch, -1, dims))
         count = hit.sum(dim=1).clamp_min(1).unsqueeze(-1).to(slots.dtype)           # (B, Q, 1)
         return query + self.dropout(self.output_proj(slots / count))
