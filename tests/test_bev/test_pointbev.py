@@ -270,3 +270,113 @@ def test_lifting_sparse_equals_dense_grid_sample_reference():
     bev_sparse, mask_sparse = lifting(feats, cells, cam2img, cam2ego, image_size, bev_aug)
     assert mask_sparse.sum() == 600
     torch.testing.assert_close(bev_sparse, torch.where(mask_sparse, expect, 0.0))
+
+
+# ------------------------------------------------------------------------------------------------------- the model
+def _tiny_pointbev(**overrides):
+    """A PointBeV with a one-block random ViT and narrow BEV layers on the 50×50×4 test grid."""
+    from mmjafar.registry import MODELS
+    width = 16
+    cfg = dict(type='PointBeV',
+               backbone=dict(type='TimmViT', model_name='vit_small_patch14_dinov2', pretrained=False,
+                             random_init=True, model_kwargs=dict(depth=1)),
+               neck=dict(type='BEVImageNeck', in_channels=384, out_channels=width, num_convs=1),
+               upsampler=dict(type='Bilinear'), target_stride=8, grid=TINY_GRID,
+               view_transform=dict(type='PointBeVLifting', in_channels=width, out_channels=width,
+                                   coord_embed=dict(hidden_channels=16)),
+               bev_encoder=dict(type='SparseResNetUNet', in_channels=width, base_channels=8),
+               head=dict(type='SparseBEVHead', in_channels=width),
+               coarse_cells=150, fine_cells=150, fine_anchors=6, fine_kernel=3)
+    cfg.update(overrides)
+    return MODELS.build(cfg)
+
+
+def _fake_batch(batch_size=2, image_size=(56, 120)):
+    from mmengine.structures import BaseDataElement, PixelData
+    gen = torch.Generator().manual_seed(0)
+    cam2img, cam2ego = _ring_cameras(batch_size, image_size)
+    inputs = dict(imgs=torch.randn(batch_size, 6, 3, *image_size, generator=gen), cam2img=cam2img,
+                  cam2ego=cam2ego, bev_aug=torch.eye(4).repeat(batch_size, 1, 1))
+    samples = []
+    for index in range(batch_size):
+        seg = torch.zeros(1, 50, 50, dtype=torch.uint8)
+        seg[0, 20:23, 24:26] = 1
+        offset = torch.full((2, 50, 50), 255.0)
+        offset[:, 20:23, 24:26] = 0.5
+        sample = BaseDataElement(metainfo=dict(sample_token=str(index)))
+        sample.gt_bev = PixelData(seg=seg, valid=torch.ones(1, 50, 50, dtype=torch.bool),
+                                  centerness=torch.rand(1, 50, 50, generator=gen), offset=offset,
+                                  valid_centerness=torch.ones(1, 50, 50, dtype=torch.bool))
+        samples.append(sample)
+    return inputs, samples
+
+
+def test_pointbev_training_step_coarse_and_fine_passes():
+    torch.manual_seed(0)
+    model = _tiny_pointbev().train()
+    inputs, samples = _fake_batch()
+    calls = []
+    sparse_forward = model.sparse_forward
+
+    def record(img_feats, inputs_, cells):
+        preds, mask = sparse_forward(img_feats, inputs_, cells)
+        calls.append((cells, {k: v.detach() for k, v in preds.items()}, mask))
+        return preds, mask
+
+    model.sparse_forward = record
+    merged, union = model.forward_train(inputs)
+    (coarse_cells, coarse, coarse_mask), (fine_cells, fine, fine_mask) = calls
+    assert coarse_cells.shape == fine_cells.shape == (2, 150)
+    assert coarse_mask.flatten(1).sum(1).tolist() == [150, 150]
+    # the fine pass grows 3x3 windows around the 6 most confident coarse cells (36 cells at most < 150)
+    scores = torch.where(coarse_mask, coarse['seg'].sigmoid(), -1.0).flatten(1)
+    for b in range(2):
+        for anchor in scores[b].topk(6).indices.tolist():
+            r, c = divmod(anchor, 50)
+            assert fine_mask[b, 0, max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].all()
+    assert torch.equal(union, coarse_mask | fine_mask)
+    both = coarse_mask & fine_mask
+    assert both.any()
+    torch.testing.assert_close(merged['seg'].detach()[both], ((coarse['seg'] + fine['seg']) / 2)[both])
+    only_fine = fine_mask & ~coarse_mask
+    torch.testing.assert_close(merged['seg'].detach()[only_fine], fine['seg'][only_fine])
+    assert (merged['seg'].detach()[~union] == 0).all()
+    # the loss: finite, gradients reach the trainable network only (backbone frozen)
+    model.sparse_forward = sparse_forward
+    losses = model(inputs, samples, mode='loss')
+    assert {'loss_seg', 'loss_centerness', 'loss_offset', 'loss_uncertainty'} <= set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    for name, param in model.named_parameters():
+        if name.startswith('img_branch.backbone'):
+            assert not param.requires_grad and param.grad is None, name
+        elif param.requires_grad:
+            assert param.grad is not None and torch.isfinite(param.grad).all(), name
+    assert model.view_transform.compress[0].weight.grad.abs().sum() > 0
+    assert model.img_branch.neck.proj.weight.grad.abs().sum() > 0
+
+
+def test_pointbev_coarse_only_and_clamped_counts():
+    model = _tiny_pointbev(fine_pass=False, coarse_cells=10 ** 6).train()
+    assert model.coarse_cells == 2500
+    _, mask = model.forward_train(_fake_batch(1)[0])
+    assert mask.all()
+    with pytest.raises(ValueError, match='fine_kernel'):
+        _tiny_pointbev(fine_kernel=4)
+    with pytest.raises(ValueError, match='in_channels'):
+        _tiny_pointbev(view_transform=dict(type='PointBeVLifting', in_channels=8, out_channels=16))
+
+
+def test_pointbev_dense_predict_and_tensor_modes():
+    torch.manual_seed(0)
+    model = _tiny_pointbev().eval()
+    inputs, samples = _fake_batch()
+    with torch.no_grad():
+        logits = model(inputs, mode='tensor')
+        out = model(inputs, samples, mode='predict')
+    assert logits.shape == (2, 1, 50, 50) and torch.isfinite(logits).all()
+    assert len(out) == 2 and out[0].pred_bev.seg.shape == (1, 50, 50)
+    torch.testing.assert_close(out[1].pred_bev.seg, logits[1].sigmoid())
+    # the dense pass predicts every cell: no zero-logit holes
+    assert (logits != 0).float().mean() > 0.99
