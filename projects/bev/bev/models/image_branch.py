@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
+from mmjafar.models.upsamplers.base import SizeLike
 from mmjafar.models.upsamplers.featup import JBUStack
 from mmjafar.models.layers.resize import resize_features
 from mmjafar.models.layers.stages import get_stages
@@ -67,8 +68,11 @@ class FeatUpJBU(JBUStack):
         other arguments: see :class:`JBUStack`.
     """
 
-    def __init__(self, num_steps: int = 2, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, feat_dim: int = 384, num_steps: int = 2, feature_norm: bool = False,
+                 output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None, frozen: bool = False,
+                 check_inputs: bool = True, init_cfg=None) -> None:
+        super().__init__(feat_dim=feat_dim, feature_norm=feature_norm, output_size=output_size,
+                         scale_factor=scale_factor, frozen=frozen, check_inputs=check_inputs, init_cfg=init_cfg)
         if not 1 <= num_steps <= self.num_stages:
             raise ValueError(f'FeatUpJBU: num_steps must be in [1, {self.num_stages}], got {num_steps}')
         self.num_steps = num_steps

@@ -4,7 +4,7 @@ PointBeV's losses (design brief §2)::
     img feats (B, N, 128, h, w) ── DenseLifting ──> (B, 128, Z, R, C) ── reshape ──> (B, 128·Z, R, C)
         ── conv3×3 -> 128 + InstanceNorm + GELU ── ResNetUNet ── BEVHead (seg, centerness, offset)
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -26,10 +26,14 @@ class SimpleBEV(BEVSegmentor):
     """
 
     def __init__(self, backbone: ConfigOrModule, neck: ConfigOrModule, head: ConfigOrModule,
-                 bev_channels: int = 128, view_transform: ConfigOrModule = dict(type='DenseLifting'),
-                 bev_encoder: ConfigOrModule = dict(type='ResNetUNet', in_channels=128), **kwargs) -> None:
-        super().__init__(backbone=backbone, neck=neck, head=head, view_transform=view_transform,
-                         bev_encoder=bev_encoder, **kwargs)
+                 upsampler: ConfigOrModule = None, target_stride: float = 8, bev_channels: int = 128,
+                 view_transform: ConfigOrModule = dict(type='DenseLifting'),
+                 bev_encoder: ConfigOrModule = dict(type='ResNetUNet', in_channels=128),
+                 grid: Optional[dict] = None, loss: ConfigOrModule = dict(type='BEVLoss'),
+                 data_preprocessor: Optional[dict] = dict(type='BEVDataPreprocessor'), init_cfg=None) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, upsampler=upsampler, target_stride=target_stride,
+                         view_transform=view_transform, bev_encoder=bev_encoder, grid=grid, loss=loss,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         lifted = self.img_branch.out_channels * self.grid.num_heights
         self.compressor = nn.Sequential(nn.Conv2d(lifted, bev_channels, 3, padding=1, bias=False),
                                         nn.InstanceNorm2d(bev_channels, affine=True), nn.GELU())
