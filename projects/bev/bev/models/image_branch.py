@@ -13,6 +13,7 @@ The backbone (frozen), and the upsampler when it has no trainable parameter (fro
 ``Bilinear``), run under ``no_grad``: nothing upstream of the neck is trained, and the activations of JAFAR's
 attention or FeatUp's kernels are not kept for backward.
 """
+import math
 from typing import Optional, Tuple, Union
 
 import torch
@@ -50,8 +51,8 @@ def freeze_module(module: nn.Module) -> None:
 
 
 def feature_size(image_size: Tuple[int, int], stride: float) -> Tuple[int, int]:
-    """``(round(H / s), round(W / s))``, at least 1×1."""
-    return tuple(max(1, int(round(s / stride))) for s in image_size)
+    """``(round(H / s), round(W / s))`` with halves rounded up (not to even), at least 1×1."""
+    return tuple(max(1, math.floor(s / stride + 0.5)) for s in image_size)
 
 
 @MODELS.register_module()

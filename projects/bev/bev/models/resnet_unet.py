@@ -2,7 +2,8 @@
 
 ::
 
-    x (B, C, R, C') ── 7×7/2 conv -> 64, BN, ReLU ── layer1 (64, 1/2) ── layer2 (128, 1/4) ── layer3 (256, 1/8)
+    x (B, C, R, C') ── 7×7/2 conv -> 64, BN, ReLU ── layer1 (64, 1/2) ── layer2 (128, 1/4)
+        ── layer3 (256, 1/8)
     up: layer3 -> ×2 -> 1×1 -> 128 -> IN (+ layer2) -> ×2 -> 1×1 -> 64 -> IN (+ layer1) -> ×2 -> 1×1 -> C -> IN (+ x)
 
 The residual stages are torchvision's ``resnet18`` layers, randomly initialised (no download). The upsampling

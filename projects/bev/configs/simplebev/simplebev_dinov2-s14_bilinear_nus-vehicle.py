@@ -1,4 +1,5 @@
-# SimpleBEV, DINOv2 ViT-S/14, Bilinear to stride 8, nuScenes trainval vehicle segmentation, batch 1 per GPU, 100 epochs.
+# SimpleBEV, DINOv2 ViT-S/14, Bilinear to stride 8, nuScenes trainval vehicle segmentation, batch 1 per GPU,
+# 100 epochs.
 _base_ = [
     '../_base_/datasets/nus_bev.py',
     '../_base_/models/simplebev.py',
