@@ -39,6 +39,8 @@ from torch import nn
 from mmjafar.registry import MODELS
 from ..geometry import BEVGrid, bev_sampling_points, project_to_cameras
 from .deform_attn import BEVDeformableSelfAttention, BEVSpatialCrossAttention
+from .image_branch import ConfigOrModule
+from .segmentor import BEVSegmentor
 
 
 class BEVFormerFFN(nn.Module):
@@ -151,3 +153,44 @@ class BEVFormerEncoder(BaseModule):
         for layer in self.layers:
             query = layer(query, pos, (rows, cols), img_feats, ref, valid)
         return query.transpose(1, 2).reshape(batch, self.embed_dims, rows, cols)
+
+
+@MODELS.register_module()
+class BEVFormerSeg(BEVSegmentor):
+    """Static BEVFormer for BEV vehicle segmentation, with the shared image branch and PointBeV's losses.
+
+    ``bev_forward``: the :class:`BEVFormerEncoder` (``view_transform``, given the model's grid) turns the neck's
+    ``(B, N, D, h, w)`` camera features into ``(B, D, R, C)`` BEV queries; ``bev_encoder`` (None by default: the
+    dense heads sit straight on the queries, as in PointBeV's BEVFormer; or ``dict(type='ResNetUNet')``, SimpleBEV
+    style) refines them and ``head`` predicts seg / centerness / offset. See the module docstring for the
+    deviations from BEVFormer's and PointBeV's code.
+
+    Args:
+        view_transform: the encoder config (``BEVFormerEncoder``); its ``embed_dims`` must equal the neck's
+            ``out_channels``.
+        bev_encoder: None or a BEV network config (``ResNetUNet``).
+        other arguments: see :class:`BEVSegmentor`.
+    """
+
+    def __init__(self, backbone: ConfigOrModule, neck: ConfigOrModule, head: ConfigOrModule,
+                 view_transform: ConfigOrModule = dict(type='BEVFormerEncoder'),
+                 bev_encoder: ConfigOrModule = None, **kwargs) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, view_transform=view_transform,
+                         bev_encoder=bev_encoder, **kwargs)
+        if not isinstance(self.view_transform, BEVFormerEncoder):
+            raise TypeError(f'BEVFormerSeg: view_transform must be a BEVFormerEncoder, got '
+                            f'{type(self.view_transform).__name__}')
+        if self.view_transform.grid != self.grid:
+            raise ValueError(f'BEVFormerSeg: the encoder grid {self.view_transform.grid} differs from the model grid '
+                             f'{self.grid}; set only model.grid')
+        neck_channels = getattr(self.img_branch, 'out_channels', self.view_transform.embed_dims)
+        if neck_channels != self.view_transform.embed_dims:
+            raise ValueError(f'BEVFormerSeg: the neck outputs {neck_channels} channels but the encoder has '
+                             f'embed_dims={self.view_transform.embed_dims}; make them equal')
+
+    def bev_forward(self, img_feats: torch.Tensor, inputs: dict) -> Dict[str, torch.Tensor]:
+        bev = self.view_transform(img_feats, inputs['cam2img'], inputs['cam2ego'], inputs.get('bev_aug'),
+                                  tuple(inputs['imgs'].shape[-2:]))
+        if self.bev_encoder is not None:
+            bev = self.bev_encoder(bev)
+        return self.head(bev)
