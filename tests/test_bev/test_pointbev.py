@@ -380,3 +380,75 @@ def test_pointbev_dense_predict_and_tensor_modes():
     torch.testing.assert_close(out[1].pred_bev.seg, logits[1].sigmoid())
     # the dense pass predicts every cell: no zero-logit holes
     assert (logits != 0).float().mean() > 0.99
+
+
+# --------------------------------------------------------------------------- comparison with spconv (when installed)
+def _spconv_unet_forward(spconv, unet, tensor, training):
+    """SparseResNetUNet's computation written with spconv layers (weights copied from ``unet``)."""
+    algo = spconv.ConvAlgo.Native
+
+    def subm(t, conv, level=0):
+        # one rule book per kernel size and level (spconv caches them in the tensor under the key)
+        size = conv.kernel_size[0]
+        layer = spconv.SubMConv2d(conv.in_channels, conv.out_channels, size, bias=False, algo=algo,
+                                  indice_key=f'subm{size}_{level}')
+        weight = conv.weight.permute(0, 2, 3, 1)                      # (out, kh, kw, in)
+        if size == 1:                  # spconv's 1x1 fast path reads the same buffer as an (in, out) matrix
+            weight = conv.weight[:, :, 0, 0].T.reshape(weight.shape)
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+        return layer(t)
+
+    def bn(t, norm):
+        return t.replace_feature(F.batch_norm(t.features, norm.running_mean.clone(), norm.running_var.clone(),
+                                              norm.weight, norm.bias, training, 0.0, norm.eps))
+
+    def relu(t):
+        return t.replace_feature(F.relu(t.features))
+
+    skips = [tensor]
+    feats = relu(bn(subm(tensor, unet.stem), unet.stem_bn))
+    for level, blocks in enumerate(unet.levels):
+        for block in blocks:
+            out = relu(bn(subm(feats, block.conv1, level), block.bn1))
+            out = bn(subm(out, block.conv2, level), block.bn2)
+            identity = feats if block.shortcut_conv is None else bn(subm(feats, block.shortcut_conv, level),
+                                                                    block.shortcut_bn)
+            feats = out.replace_feature(F.relu(out.features + identity.features))
+        feats = spconv.SparseMaxPool2d(3, 2, 1, indice_key=f'pool{level}', algo=algo)(feats)
+        if level < 2:
+            skips.append(feats)
+    for level, (up, skip) in zip((2, 1, 0), zip(unet.ups, reversed(skips))):
+        inverse = spconv.SparseInverseConv2d(up.up.weight.shape[0], up.up.weight.shape[1], 3,
+                                             indice_key=f'pool{level}', bias=False, algo=algo)
+        with torch.no_grad():
+            inverse.weight.copy_(up.up.weight.permute(1, 2, 3, 0))
+        out = bn(inverse(feats), up.bn)
+        feats = out.replace_feature(out.features + skip.features)
+    return feats
+
+
+@pytest.mark.parametrize('training', [True, False])
+def test_masked_dense_unet_matches_spconv(training):
+    """The masked-dense emulation equals spconv's sparse UNet at the active cells (skipped without spconv)."""
+    spconv = pytest.importorskip('spconv.pytorch')
+    torch.manual_seed(0)
+    unet = SparseResNetUNet(6, 4).train(training)
+    for module in unet.modules():
+        if isinstance(module, MaskedBatchNorm2d):
+            with torch.no_grad():
+                module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5), module.bias.uniform_(-0.5, 0.5)
+    mask = torch.rand(2, 1, 23, 19) > 0.7
+    x = torch.where(mask, torch.randn(2, 6, 23, 19), 0.0)
+    indices = mask[:, 0].nonzero().int().contiguous()                  # (batch, row, col), C-contiguous for spconv
+    tensor = spconv.SparseConvTensor(x.permute(0, 2, 3, 1)[mask[:, 0]], indices, [23, 19], 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # spconv 2.3.8's CPU rule-book kernels race with several threads
+    try:
+        expect = _spconv_unet_forward(spconv, unet, tensor, training)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(expect.indices.long(), indices.long())
+    out = unet(x, mask)
+    torch.testing.assert_close(out.permute(0, 2, 3, 1)[mask[:, 0]], expect.features, atol=1e-4, rtol=1e-4)
