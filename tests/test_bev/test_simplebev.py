@@ -1,0 +1,152 @@
+"""SimpleBEV: loss / predict / tensor modes, one training + validation pass of every upsampler variant through
+``tools/train.py`` on the synthetic nuScenes tree, and (slow) overfitting two synthetic samples."""
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.structures import BaseDataElement, PixelData
+
+import projects.bev.bev  # noqa: F401  (registration)
+from mmjafar.registry import DATASETS, METRICS, MODELS
+from projects.bev.bev.datasets.synthetic import synthetic_cam2ego, synthetic_intrinsics
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(REPO, 'projects', 'bev', 'configs', 'simplebev')
+TINY_VIT = dict(type='TimmViT', model_name='vit_small_patch14_dinov2', pretrained=False, random_init=True,
+                model_kwargs=dict(depth=1))
+GRID = dict(x_range=(-50, 50), y_range=(-50, 50), resolution=2.0, z_centers=(-2.75, -0.25, 2.25, 4.75))
+
+
+def tiny_simplebev(upsampler=None, channels: int = 16) -> torch.nn.Module:
+    return MODELS.build(dict(
+        type='SimpleBEV', backbone=TINY_VIT, upsampler=upsampler, target_stride=8, grid=GRID,
+        neck=dict(type='BEVImageNeck', in_channels=384, out_channels=channels), bev_channels=channels,
+        bev_encoder=dict(type='ResNetUNet', in_channels=channels), head=dict(type='BEVHead', in_channels=channels)))
+
+
+def hand_made_batch(batch: int = 2, size=(28, 60)):
+    height, width = size
+    inputs = dict(imgs=torch.randn(batch, 6, 3, height, width),
+                  cam2img=torch.tensor(synthetic_intrinsics(size), dtype=torch.float32).expand(batch, 6, 3, 3),
+                  cam2ego=torch.tensor(synthetic_cam2ego(), dtype=torch.float32).expand(batch, 6, 4, 4),
+                  bev_aug=torch.eye(4).expand(batch, 4, 4))
+    samples = []
+    for i in range(batch):
+        seg = torch.zeros(1, 50, 50)
+        seg[:, 18:21, 23:25] = 1
+        offset = torch.full((2, 50, 50), 255.0)
+        offset[:, 18:21, 23:25] = 0.5
+        sample = BaseDataElement(metainfo=dict(sample_token=f's{i}'))
+        sample.gt_bev = PixelData(seg=seg, valid=torch.ones(1, 50, 50, dtype=torch.bool),
+                                  centerness=torch.rand(1, 50, 50), offset=offset,
+                                  valid_centerness=torch.ones(1, 50, 50, dtype=torch.bool))
+        samples.append(sample)
+    return inputs, samples
+
+
+def test_simplebev_modes_and_gradients():
+    torch.manual_seed(0)
+    model = tiny_simplebev(dict(type='Bilinear'))
+    inputs, samples = hand_made_batch()
+    losses = model(inputs, samples, mode='loss')
+    assert set(losses) == {'loss_seg', 'loss_centerness', 'loss_offset', 'loss_uncertainty'}
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(n.startswith('img_branch.backbone') for n in trainable)
+    missing = [n for n, p in trainable.items() if p.grad is None]
+    assert not missing, missing  # neck, compressor, UNet, heads and the uncertainty weights all get gradients
+    model.eval()
+    with torch.no_grad():
+        logits = model(inputs, mode='tensor')
+        out = model(inputs, samples, mode='predict')
+    assert tuple(logits.shape) == (2, 1, 50, 50)
+    assert tuple(out[1].pred_bev.seg.shape) == (1, 50, 50)
+    torch.testing.assert_close(out[1].pred_bev.seg, logits[1].sigmoid())
+    assert model.compressor[0].in_channels == 16 * 4  # neck channels x heights
+    with pytest.raises(KeyError, match='BEVDataPreprocessor'):
+        model(dict(imgs=inputs['imgs']), mode='tensor')
+    with pytest.raises(ValueError, match='mode'):
+        model(inputs, mode='bogus')
+
+
+def test_segmentor_base_with_a_trivial_view_transform():
+    """The base class runs any view transform module: here the camera-mean of the image features resized to
+    the grid."""
+    class MeanToGrid(torch.nn.Module):
+        def forward(self, img_feats, inputs):
+            return torch.nn.functional.interpolate(img_feats.mean(1), size=(50, 50), mode='bilinear')
+
+    model = MODELS.build(dict(type='BEVSegmentor', backbone=TINY_VIT, grid=GRID,
+                              neck=dict(type='BEVImageNeck', in_channels=384, out_channels=8),
+                              head=dict(type='BEVHead', in_channels=8)))
+    inputs, samples = hand_made_batch(1)
+    with pytest.raises(NotImplementedError, match='view_transform'):
+        model(inputs, samples, mode='loss')
+    model.view_transform = MeanToGrid()
+    losses = model(inputs, samples, mode='loss')
+    sum(losses.values()).backward()
+    assert model.neck.proj.weight.grad is not None
+    assert tuple(model(inputs, mode='tensor').shape) == (1, 1, 50, 50)
+
+
+def _load_train_tool():
+    spec = importlib.util.spec_from_file_location('bev_train_tool_simplebev', os.path.join(REPO, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    return train
+
+
+@pytest.mark.parametrize('variant', ['lowres', 'bilinear', 'featup', 'jafar'])
+def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path, monkeypatch):
+    """One training iteration and one validation pass of each upsampler variant on the synthetic tree (tiny random
+    ViT, random upsampler weights, 28x60 images), through ``tools/train.py``'s ``main()``."""
+    config = os.path.join(CONFIG_DIR, f'simplebev_dinov2-s14_{variant}_nus-vehicle_synthetic.py')
+    root = str(bev_synthetic_root) + '/'
+    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+               'train_dataloader.dataset.indices=1', 'val_dataloader.dataset.indices=1',
+               'train_dataloader.dataset.pipeline.1.final_size=(28,60)',
+               'val_dataloader.dataset.pipeline.1.final_size=(28,60)',
+               'train_cfg.max_epochs=1', 'model.backbone.model_kwargs.depth=1', 'default_hooks.logger.interval=1',
+               'default_hooks.checkpoint.save_best=None', 'default_hooks.checkpoint.interval=-1',
+               'default_hooks.checkpoint.save_last=False',
+               f'visualizer.name=simplebev_{variant}_{tmp_path.name}']
+    monkeypatch.setattr(sys, 'argv', ['train.py', config, '--work-dir', str(tmp_path), '--cfg-options', *options])
+    _load_train_tool().main()
+    scalars = [json.loads(line) for path in tmp_path.rglob('scalars.json') for line in path.read_text().splitlines()]
+    losses = [s['loss'] for s in scalars if 'loss' in s]
+    assert len(losses) == 1 and losses[0] == losses[0]  # one iteration, finite loss
+    ious = [s['bev/iou_vehicle'] for s in scalars if 'bev/iou_vehicle' in s]
+    assert len(ious) == 1 and 0.0 <= ious[0] <= 1.0
+
+
+@pytest.mark.slow
+def test_simplebev_overfits_two_synthetic_samples(bev_synthetic_root):
+    """Trained on two synthetic samples (no augmentation), the model reaches vehicle IoU > 0.9 on them."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(os.path.join(CONFIG_DIR, 'simplebev_dinov2-s14_bilinear_nus-vehicle_synthetic.py'))
+    data_cfg = cfg.val_dataloader.dataset
+    data_cfg.update(data_root=str(bev_synthetic_root) + '/', split='mini_train', indices=2, test_mode=False)
+    dataset = DATASETS.build(data_cfg)
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    model = tiny_simplebev(dict(type='Bilinear'), channels=32)
+    data = model.data_preprocessor(batch, training=True)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3, weight_decay=1e-7)
+    model.train()
+    for _ in range(60):
+        losses = model(data['inputs'], data['data_samples'], mode='loss')
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    model.eval()
+    metric = METRICS.build(dict(type='BEVIoUMetric'))
+    with torch.no_grad():
+        metric.process(batch, model(data['inputs'], data['data_samples'], mode='predict'))
+    iou = metric.compute_metrics(metric.results)['iou_vehicle']
+    assert sum(float(s.gt_bev.seg.sum()) for s in data['data_samples']) > 10  # vehicles to segment
+    assert iou > 0.9, iou
