@@ -7,7 +7,7 @@ import torch
 from projects.bev.bev.models.bevformer import BEVFormerEncoder
 from projects.bev.bev.models.deform_attn import (BEVDeformableSelfAttention, BEVSpatialCrossAttention,
                                                  DeformableSampler, _mmcv_kernel, bev_reference_points,
-                                                 multi_scale_deformable_attn)
+                                                 kernel_im2col_step, multi_scale_deformable_attn)
 
 SYNTHETIC_GRID = dict(x_range=(-50, 50), y_range=(-50, 50), resolution=2.0, z_centers=(-2.75, -0.25, 2.25, 4.75))
 
@@ -71,6 +71,10 @@ def test_core_rejects_bad_inputs():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match='CUDA'):
             multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=True)
+
+
+def test_kernel_im2col_step_divides_batch():
+    assert [kernel_im2col_step(b, 64) for b in (1, 6, 64, 72, 130)] == [1, 6, 64, 36, 26]
 
 
 def test_sampler_init_circle_and_uniform_weights():

@@ -47,6 +47,15 @@ def level_start_index(spatial_shapes: torch.Tensor) -> torch.Tensor:
     return torch.cat([areas.new_zeros(1), areas.cumsum(0)[:-1]])
 
 
+def kernel_im2col_step(batch: int, im2col_step: int) -> int:
+    """The largest divisor of ``batch`` not above ``im2col_step``: mmcv's kernel asserts that its (clipped) step
+    divides the batch (e.g. 12 samples × 6 cameras = 72 with the default 64 would fail)."""
+    step = max(1, min(batch, im2col_step))
+    while batch % step:
+        step -= 1
+    return step
+
+
 def deformable_attn_pytorch(value: torch.Tensor, spatial_shapes: Sequence[Tuple[int, int]],
                             sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
     """Pure-PyTorch multi-scale deformable attention.
@@ -101,7 +110,8 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: torch.Tenso
     if kernel is None:
         return deformable_attn_pytorch(value, spatial_shapes.tolist(), sampling_locations, attention_weights)
     out = kernel.apply(value.float().contiguous(), spatial_shapes, level_start_index(spatial_shapes),
-                       sampling_locations.float().contiguous(), attention_weights.float().contiguous(), im2col_step)
+                       sampling_locations.float().contiguous(), attention_weights.float().contiguous(),
+                       kernel_im2col_step(value.shape[0], im2col_step))
     return out.to(value.dtype)
 
 
@@ -244,8 +254,10 @@ class BEVSpatialCrossAttention(BaseModule):
     (padded to the longest list over the batch and cameras), attend with 3-D deformable attention (the anchors
     are the reference points, the points split evenly across them) to that camera's feature map, and are
     scatter-added back. Anchors that are not valid in a camera (behind it or outside the image) get zero attention
-    weight there (their softmax share is dropped, not renormalised). Each query's sum is divided by the number of cameras that see it (at least 1), projected,
-    passed through dropout and added to the residual. A query seen by no camera is returned unchanged.
+    weight there (their softmax share is dropped, not renormalised). Each query's sum is divided by the number of
+    cameras that see it (at least 1), projected, passed through dropout and added to the residual. A query seen by
+    no camera receives nothing from the images: it keeps its residual plus the output projection's bias (zero at
+    init), as in BEVFormer.
 
     Shapes: ``forward(query (B, Q, D), query_pos (B or 1, Q, D) or None, img_feats (B, N, D, h, w),
     reference_points (B, N, Q, Z, 2) in [0, 1], valid (B, N, Q, Z) bool) -> (B, Q, D)``.

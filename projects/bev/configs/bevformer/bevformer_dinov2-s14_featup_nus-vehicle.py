@@ -1,5 +1,5 @@
-# BEVFormer (static), DINOv2 ViT-S/14, FeatUp JBU (2 stages, then resize to stride 8),
-# nuScenes trainval vehicle segmentation, batch 1 per GPU, 100 epochs.
+# BEVFormer (static), DINOv2 ViT-S/14, FeatUp JBU (2 stages, then resize to stride 8), nuScenes trainval vehicle
+# segmentation, batch 1 per GPU, 100 epochs.
 _base_ = [
     '../_base_/datasets/nus_bev.py',
     '../_base_/models/bevformer.py',

@@ -1,5 +1,5 @@
-# BEVFormer (static), DINOv2 ViT-S/14, FeatUp JBU (2 stages, then resize to stride 8),
-# nuScenes v1.0-mini (smoke runs / overfitting; IoU not comparable).
+# BEVFormer (static), DINOv2 ViT-S/14, FeatUp JBU (2 stages, then resize to stride 8), nuScenes v1.0-mini (smoke runs /
+# overfitting; IoU not comparable).
 _base_ = [
     '../_base_/datasets/nus_bev_mini.py',
     '../_base_/models/bevformer.py',

@@ -1,4 +1,5 @@
-# BEVFormer (static), DINOv2 ViT-S/14, JAFAR to stride 8, nuScenes trainval vehicle segmentation, batch 1 per GPU, 100 epochs.
+# BEVFormer (static), DINOv2 ViT-S/14, JAFAR to stride 8, nuScenes trainval vehicle segmentation, batch 1 per GPU, 100
+# epochs.
 _base_ = [
     '../_base_/datasets/nus_bev.py',
     '../_base_/models/bevformer.py',

@@ -1,4 +1,5 @@
-# BEVFormer (static), DINOv2 ViT-S/14, JAFAR to stride 8, nuScenes v1.0-mini (smoke runs / overfitting; IoU not comparable).
+# BEVFormer (static), DINOv2 ViT-S/14, JAFAR to stride 8, nuScenes v1.0-mini (smoke runs / overfitting; IoU not
+# comparable).
 _base_ = [
     '../_base_/datasets/nus_bev_mini.py',
     '../_base_/models/bevformer.py',

@@ -1,6 +1,6 @@
-# BEVFormer (static), JAFAR to stride 8,
-# tiny synthetic nuScenes (56x120 images, 50x50x4 grid) for CI smoke runs, 2 encoder layers: random ViT / upsampler weights
-# (no hub, no checkpoint files needed; load real ones with --cfg-options model.backbone.checkpoint=PATH ...).
+# BEVFormer (static), JAFAR to stride 8, tiny synthetic nuScenes (56x120 images, 50x50x4 grid) for CI smoke runs, 2
+# encoder layers: random ViT / upsampler weights (no hub, no checkpoint files needed; load real ones with --cfg-options
+# model.backbone.checkpoint=PATH ...).
 _base_ = [
     '../_base_/datasets/nus_bev_synthetic.py',
     '../_base_/models/bevformer.py',

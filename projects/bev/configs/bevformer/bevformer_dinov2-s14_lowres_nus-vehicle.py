@@ -1,5 +1,5 @@
-# BEVFormer (static), DINOv2 ViT-S/14, Low-Res (no upsampler, 224x476 images, ViT grid 16x34),
-# nuScenes trainval vehicle segmentation, batch 1 per GPU, 100 epochs.
+# BEVFormer (static), DINOv2 ViT-S/14, Low-Res (no upsampler, 224x476 images, ViT grid 16x34), nuScenes trainval vehicle
+# segmentation, batch 1 per GPU, 100 epochs.
 _base_ = [
     '../_base_/datasets/nus_bev_lowres.py',
     '../_base_/models/bevformer.py',

@@ -1,5 +1,5 @@
-# BEVFormer (static), DINOv2 ViT-S/14, Low-Res (no upsampler, 224x476 images, ViT grid 16x34),
-# nuScenes v1.0-mini (smoke runs / overfitting; IoU not comparable).
+# BEVFormer (static), DINOv2 ViT-S/14, Low-Res (no upsampler, 224x476 images, ViT grid 16x34), nuScenes v1.0-mini (smoke
+# runs / overfitting; IoU not comparable).
 _base_ = [
     '../_base_/datasets/nus_bev_lowres_mini.py',
     '../_base_/models/bevformer.py',

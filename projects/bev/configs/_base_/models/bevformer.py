@@ -1,9 +1,9 @@
-# Static BEVFormer for vehicle segmentation (design brief §2): frozen DINOv2 ViT-S/14 -> upsampler (set by the
-# leaf, None = Low-Res) -> neck to 128 -> 6 post-norm encoder layers (deformable BEV self-attention, spatial
-# cross-attention over the 8 height anchors, FFN 128-1028-128) on 200x200 learned queries -> dense heads
-# straight on the queries (PointBeV's variant, bev_encoder=None by default; model.bev_encoder=dict(type='ResNetUNet',
-# in_channels=128) puts SimpleBEV's ResNet-18 UNet in between). The leaf sets `grid` to the dataset's grid (model grid == dataset grid);
-# the encoder takes the model's grid (query map R x C, height anchors z_centers).
+# Static BEVFormer for vehicle segmentation (design brief §2): frozen DINOv2 ViT-S/14 -> upsampler (set by the leaf,
+# None = Low-Res) -> neck to 128 -> 6 post-norm encoder layers (deformable BEV self-attention, spatial cross-attention
+# over the 8 height anchors, FFN 128-1028-128) on 200x200 learned queries -> dense heads straight on the queries
+# (PointBeV's variant, bev_encoder=None by default; model.bev_encoder=dict(type='ResNetUNet', in_channels=128) puts
+# SimpleBEV's ResNet-18 UNet in between). The leaf sets `grid` to the dataset's grid (model grid == dataset grid); the
+# encoder takes the model's grid (query map R x C, height anchors z_centers).
 embed_dims = 128
 model = dict(
     type='BEVFormerSeg',
