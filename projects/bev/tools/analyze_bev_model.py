@@ -1,6 +1,7 @@
 """Parameters, GFLOPs and peak memory of one training step of a BEV config at batch 1.
 
-    python projects/bev/tools/analyze_bev_model.py projects/bev/configs/simplebev/simplebev_dinov2-s14_jafar_nus-vehicle.py
+    python projects/bev/tools/analyze_bev_model.py \
+        projects/bev/configs/simplebev/simplebev_dinov2-s14_jafar_nus-vehicle.py
     python projects/bev/tools/analyze_bev_model.py CONFIG --device cuda --cfg-options model.target_stride=4
 
 Conventions:
@@ -96,7 +97,8 @@ def random_batch(model, image_size, device, num_cams: int = 6):
     seg = (torch.rand(1, rows, cols) > 0.97).float()
     sample.gt_bev = PixelData(seg=seg, valid=torch.ones(1, rows, cols, dtype=torch.bool),
                               centerness=torch.rand(1, rows, cols),
-                              offset=torch.where(seg.bool(), torch.randn(2, rows, cols), torch.full((2, rows, cols), 255.)),
+                              offset=torch.where(seg.bool(), torch.randn(2, rows, cols),
+                                                 torch.full((2, rows, cols), 255.0)),
                               valid_centerness=torch.ones(1, rows, cols, dtype=torch.bool))
     return inputs, [sample]
 
@@ -180,8 +182,9 @@ def main(argv=None) -> None:
     if not args.skip_memory:
         mem = measure_training_step(model, inputs, samples, device)
         if device.startswith('cuda'):
-            print(f'training step (batch 1): peak {mem["peak_mib"]:.0f} MiB allocated (torch.cuda.max_memory_allocated; '
-                  f'{mem["allocated_before_mib"]:.0f} MiB before the step), {mem["step_s"]:.2f} s')
+            print(f'training step (batch 1): peak {mem["peak_mib"]:.0f} MiB allocated '
+                  f'(torch.cuda.max_memory_allocated; {mem["allocated_before_mib"]:.0f} MiB before the step), '
+                  f'{mem["step_s"]:.2f} s')
         else:
             print(f'training step (batch 1): peak resident set {mem["peak_mib"]:.0f} MiB (VmHWM; '
                   f'{mem["rss_before_mib"]:.0f} MiB resident before the step), {mem["step_s"]:.2f} s')

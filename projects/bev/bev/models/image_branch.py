@@ -112,8 +112,8 @@ class BEVImageBranch(BaseModule):
                 'none', 'None', 'Identity'):
             upsampler = None
         self.upsampler = build_module(upsampler)
-        if self.upsampler is not None and freeze_upsampler and not (isinstance(upsampler, dict)
-                                                                     and 'frozen' in upsampler):
+        explicit = isinstance(upsampler, dict) and 'frozen' in upsampler
+        if self.upsampler is not None and freeze_upsampler and not explicit:
             freeze_module(self.upsampler)
         self.neck = build_module(neck)
         self.target_stride = float(target_stride)
