@@ -1,11 +1,16 @@
 """PointBeV: sparse ops, masked-dense sparse UNet, selection, lifting, the model's passes and training through
 tools/train.py on the synthetic nuScenes tree (CPU)."""
+import importlib.util
 import itertools
+import json
+import os
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from projects.bev.bev.datasets.synthetic import synthetic_cam2ego, synthetic_intrinsics
 from projects.bev.bev.geometry import BEVGrid, project_to_cameras
 from projects.bev.bev.models.coord_embed import FourierCoordEmbedding, coordinate_bounds
 from projects.bev.bev.models.pointbev import PointBeVLifting, merge_passes
@@ -14,6 +19,8 @@ from projects.bev.bev.models.sparse_ops import (cells_to_mask, dilate_mask, rand
 from projects.bev.bev.models.sparse_unet import (MaskedBatchNorm2d, MaskedInstanceNorm2d, SparseBEVHead,
                                                  SparseInverseConv2d, SparseMaxPool2d, SparseResNetUNet, SubMConv2d)
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(REPO, 'projects', 'bev', 'configs', 'pointbev')
 TINY_GRID = dict(x_range=(-50, 50), y_range=(-50, 50), resolution=2.0, z_centers=(-2.75, -0.25, 2.25, 4.75))
 
 
@@ -224,22 +231,10 @@ def test_coord_embedding_shapes_and_bounds():
 
 
 def _ring_cameras(batch_size=1, image_size=(28, 60)):
-    """Six cameras around the ego (the synthetic dataset's rig) with intrinsics for ``image_size``."""
-    import math
-    height, width = image_size
-    focal = 1266.0 * width / 1600
-    cam2img = torch.tensor([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]])
-    base = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])           # camera axes -> ego axes
-    mats = []
-    for yaw in (55, 0, -55, 110, 180, -110):
-        a = math.radians(yaw)
-        rz = torch.tensor([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-        mat = torch.eye(4)
-        mat[:3, :3] = rz @ base
-        mat[:3, 3] = torch.tensor([1.5 * math.cos(a), 1.5 * math.sin(a), 1.6])
-        mats.append(mat)
-    cam2ego = torch.stack(mats).expand(batch_size, -1, -1, -1)
-    return cam2img.expand(batch_size, 6, 3, 3), cam2ego
+    """The synthetic dataset's six-camera rig with intrinsics for ``image_size``: ``(B, 6, 3, 3)``, ``(B, 6, 4, 4)``."""
+    cam2img = torch.as_tensor(synthetic_intrinsics(image_size), dtype=torch.float32)
+    cam2ego = torch.as_tensor(synthetic_cam2ego(), dtype=torch.float32)
+    return cam2img.expand(batch_size, 6, 3, 3), cam2ego.expand(batch_size, -1, -1, -1)
 
 
 def test_lifting_sparse_equals_dense_grid_sample_reference():
@@ -452,3 +447,37 @@ def test_masked_dense_unet_matches_spconv(training):
     assert torch.equal(expect.indices.long(), indices.long())
     out = unet(x, mask)
     torch.testing.assert_close(out.permute(0, 2, 3, 1)[mask[:, 0]], expect.features, atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------- tools/train.py on synthetic
+def _load_train_tool():
+    spec = importlib.util.spec_from_file_location('bev_train_tool_pointbev', os.path.join(REPO, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    return train
+
+
+@pytest.mark.parametrize('variant', ['lowres', 'bilinear', 'featup', 'jafar'])
+def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path, monkeypatch):
+    """One coarse/fine training iteration and one dense validation pass of each upsampler variant on the synthetic
+    tree (tiny random ViT, random upsampler weights, 28x60 images), through ``tools/train.py``'s ``main()``."""
+    config = os.path.join(CONFIG_DIR, f'pointbev_dinov2-s14_{variant}_nus-vehicle_synthetic.py')
+    root = str(bev_synthetic_root) + '/'
+    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+               'train_dataloader.dataset.indices=1', 'val_dataloader.dataset.indices=1',
+               'train_dataloader.dataset.pipeline.1.final_size=(28,60)',
+               'val_dataloader.dataset.pipeline.1.final_size=(28,60)',
+               'train_cfg.max_epochs=1', 'model.backbone.model_kwargs.depth=1', 'default_hooks.logger.interval=1',
+               'default_hooks.checkpoint.save_best=None', 'default_hooks.checkpoint.interval=-1',
+               'default_hooks.checkpoint.save_last=False', f'visualizer.name=pointbev_{variant}_{tmp_path.name}',
+               # narrow BEV layers keep the CPU run short
+               'model.neck.out_channels=32', 'model.view_transform.in_channels=32',
+               'model.view_transform.out_channels=32', 'model.bev_encoder.in_channels=32',
+               'model.bev_encoder.base_channels=16', 'model.head.in_channels=32']
+    monkeypatch.setattr(sys, 'argv', ['train.py', config, '--work-dir', str(tmp_path), '--cfg-options', *options])
+    _load_train_tool().main()
+    scalars = [json.loads(line) for path in tmp_path.rglob('scalars.json') for line in path.read_text().splitlines()]
+    losses = [s['loss'] for s in scalars if 'loss' in s]
+    assert len(losses) == 1 and losses[0] == losses[0]  # one iteration, finite loss
+    ious = [s['bev/iou_vehicle'] for s in scalars if 'bev/iou_vehicle' in s]
+    assert len(ious) == 1 and 0.0 <= ious[0] <= 1.0

@@ -2,17 +2,13 @@
 # None = Low-Res) -> neck to 128 -> sparse lifting of the selected pillars (bilinear gather over pillar x height x
 # camera, camera mean, Fourier coordinate embedding, height MLP 8*128 -> 128 x4) -> sparse ResNet UNet (masked-dense
 # emulation of spconv) -> submanifold heads. Training: coarse pass on 2 500 random cells + fine pass on the top-100
-# coarse cells dilated 9x9, capped/filled to 2 500; validation: one dense pass.
-grid = dict(x_range=(-50, 50), y_range=(-50, 50), resolution=0.5,
-            z_centers=(-3.375, -2.125, -0.875, 0.375, 1.625, 2.875, 4.125, 5.375))
+# coarse cells dilated 9x9, capped/filled to 2 500; validation: one dense pass. The leaf sets `upsampler`,
+# `target_stride` and `grid` (= the dataset's grid, {{_base_.grid}}); the height MLP's input is Z * 128.
 bev_channels = 128
 model = dict(
     type='PointBeV',
-    grid=grid,
     data_preprocessor=dict(type='BEVDataPreprocessor'),
     backbone=dict(type='TimmViT', model_name='vit_small_patch14_dinov2.lvd142m', pretrained=True, frozen=True),
-    upsampler=None,
-    target_stride=8,
     neck=dict(type='BEVImageNeck', in_channels=384, out_channels=bev_channels),
     view_transform=dict(type='PointBeVLifting', in_channels=bev_channels, out_channels=bev_channels,
                         coord_embed=dict(num_freqs=8, hidden_channels=256, num_hidden=2), coord_margin=1.2,
