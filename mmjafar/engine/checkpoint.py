@@ -7,16 +7,22 @@ from typing import Dict, Iterator, List
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.optim import scheduler as mmengine_schedulers
+from mmengine.optim.scheduler.param_scheduler import _ParamScheduler
 
 from .fileio import atomic_write_bytes
 
 
 def runner_checkpoint_globals() -> List[object]:
     """The non-tensor types a Runner checkpoint holds besides tensors: the message hub's ``HistoryBuffer`` (and
-    the ``getattr`` it pickles its statistics with) and numpy arrays, scalars and dtypes."""
+    the ``getattr`` it pickles its statistics with), numpy arrays, scalars and dtypes, and mmengine's parameter
+    scheduler classes (``OneCycleParamScheduler``'s state holds its annealing function as
+    ``getattr(OneCycleParamScheduler, '_annealing_linear')``)."""
     dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')]
+    schedulers = [cls for cls in vars(mmengine_schedulers).values()
+                  if isinstance(cls, type) and issubclass(cls, _ParamScheduler)]
     return [HistoryBuffer, builtins.getattr, np.dtype, np.ndarray, np.core.multiarray._reconstruct,
-            np.core.multiarray.scalar] + dtypes
+            np.core.multiarray.scalar] + dtypes + schedulers
 
 
 @contextlib.contextmanager

@@ -49,6 +49,19 @@ def test_runner_checkpoints_load_under_weights_only(tmp_path):
         torch.load(io.BytesIO(path.read_bytes()))
 
 
+def test_one_cycle_scheduler_state_loads_under_weights_only(tmp_path):
+    from mmengine.optim import OneCycleLR
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = OneCycleLR(optimizer, eta_max=0.1, total_steps=10, anneal_strategy='linear')
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(dict(param_schedulers=[scheduler.state_dict()]), path)
+    with pytest.raises(Exception, match='weights_only|Weights only'):
+        torch.load(path)
+    with runner_checkpoint_loading():
+        state = torch.load(path)['param_schedulers'][0]
+    assert state['total_steps'] == 10 and callable(state['anneal_func'])
+
+
 def test_export_from_runner_checkpoint(tmp_path):
     buf = HistoryBuffer()
     buf.update(np.float64(1.0))

@@ -44,6 +44,8 @@ def main(argv=None) -> List[str]:
     from mmengine.registry import DATASETS, MODELS, init_default_scope
     from mmengine.runner import load_checkpoint
 
+    from mmjafar.engine import runner_checkpoint_loading
+
     from projects.bev.bev.visualization import save_bev_visualization
 
     cfg = Config.fromfile(args.config)
@@ -63,7 +65,8 @@ def main(argv=None) -> List[str]:
         if 'model' not in cfg:
             raise KeyError(f'{args.config} has no model; pass a model config to draw predictions')
         model = MODELS.build(cfg.model)
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+        with runner_checkpoint_loading():  # Runner checkpoints also hold the message hub and scheduler states
+            load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
         model = model.to(args.device).eval()
 
     indices = args.indices if args.indices else list(range(min(args.num, len(dataset))))
