@@ -150,3 +150,22 @@ def test_simplebev_overfits_two_synthetic_samples(bev_synthetic_root):
     iou = metric.compute_metrics(metric.results)['iou_vehicle']
     assert sum(float(s.gt_bev.seg.sum()) for s in data['data_samples']) > 10  # vehicles to segment
     assert iou > 0.9, iou
+
+
+def test_analyze_tool_counts_multiply_adds():
+    """projects/bev/tools/analyze_bev_model.py: the compressor and the three heads match their analytic MAC
+    counts, and one training step reports a peak memory."""
+    spec = importlib.util.spec_from_file_location(
+        'analyze_bev_model', os.path.join(REPO, 'projects', 'bev', 'tools', 'analyze_bev_model.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    model = tiny_simplebev(dict(type='Bilinear'), channels=8)
+    inputs, samples = tool.random_batch(model, (28, 60), 'cpu')
+    flops = tool.count_flops(model, inputs)
+    cells = 50 * 50
+    assert flops['by_module']['model.compressor.0'] * 1e9 == 8 * 4 * 8 * 9 * cells  # (C*Z) -> C, 3x3
+    head_macs = 3 * (8 * 8 * 9 * cells + 8 * 8 * cells) + 8 * cells * (1 + 1 + 2)  # 3x3 blocks + 1x1 outputs
+    assert flops['by_module']['model.head'] * 1e9 == pytest.approx(head_macs, rel=0.05)  # + instance norms
+    assert flops['total'] > flops['by_module']['model.img_branch'] > 0
+    memory = tool.measure_training_step(model, inputs, samples, 'cpu')
+    assert memory['peak_mib'] >= memory['rss_before_mib'] > 0

@@ -9,7 +9,7 @@ Conventions:
 * weights do not change any number, so the model is built offline (random ViT and upsampler weights, no hub, no
   checkpoint files); inputs are random images of the config's training size with the synthetic rig's cameras;
 * GFLOPs = multiply-accumulates (mmengine's / fvcore's convention, 1 MAC = 1 "FLOP") of one *forward* pass
-  (``tensor`` mode: image branch + view transform + BEV network + heads), counted by
+  (image branch + view transform + BEV network + all heads, as in training), counted by
   ``mmengine.analysis.FlopAnalyzer`` from a JIT trace, with a handle added for
   ``scaled_dot_product_attention`` (JAFAR's lean attention): ``B·H·Lq·Lk·(d + d_v)``. Element-wise ops are not
   counted; ``grid_sample`` counts 4 per output element;
@@ -141,7 +141,9 @@ def count_flops(model, inputs) -> Dict[str, float]:
             self.model = bev_model
 
         def forward(self, imgs, cam2img, cam2ego, bev_aug):
-            return self.model(dict(imgs=imgs, cam2img=cam2img, cam2ego=cam2ego, bev_aug=bev_aug), mode='tensor')
+            # every head's output is returned: the trace would drop branches whose result is unused
+            preds = self.model.forward_bev(dict(imgs=imgs, cam2img=cam2img, cam2ego=cam2ego, bev_aug=bev_aug))
+            return tuple(preds.values())
 
     model.eval()
     analyzer = FlopAnalyzer(Forward(model), (inputs['imgs'], inputs['cam2img'], inputs['cam2ego'],

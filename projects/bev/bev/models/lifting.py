@@ -45,7 +45,7 @@ def lift_features(img_feats: torch.Tensor, points: torch.Tensor, cam2ego: torch.
     for cam in range(cams):
         sampled = F.grid_sample(img_feats[:, cam], uv[:, cam].unsqueeze(1), mode='bilinear',
                                 padding_mode='zeros', align_corners=False)  # (B, C, 1, P)
-        out = out + sampled.squeeze(2)
+        out.add_(sampled.squeeze(2))  # in place: the sum never needs its inputs for backward
     count = valid.sum(dim=1)
     return out / count.clamp_min(1).unsqueeze(1).to(out.dtype), count
 
