@@ -15,7 +15,11 @@ boolean ``mask`` ``(B, 1, H, W)`` of active cells, and every layer keeps ``x == 
   as BatchNorm1d / per-sample norms over sparse feature rows.
 
 The result equals the sparse computation at active cells (up to float summation order); it costs a dense pass over
-the grid, so it saves none of spconv's compute, only its dependency. With every cell active (PointBeV's dense
+the grid, so it saves none of spconv's compute, only its dependency. ``tests/test_bev/test_pointbev.py`` checks the
+layers against hand-written rule books and, where ``spconv`` is importable, the whole UNet against spconv 2.3.8
+(checked on CPU, one thread: its CPU rule-book kernels race with several threads; its 1×1 SubM path reads the
+weight buffer as an ``(in, out)`` matrix; its max-pool returns 0 rather than a negative maximum, which never
+occurs here because every pool follows a ReLU). With every cell active (PointBeV's dense
 validation) it is an ordinary dense network. Topology of :class:`SparseResNetUNet` (SimpleBEV's ResNet-18 UNet as
 PointBeV made it sparse): SubM 7×7 -> 64, two basic blocks per level at 64 / 128 / 256 channels, each level
 followed by a 3×3 / 2 sparse max-pool, then three inverse-conv + BN + skip-add steps back to the input channels.
@@ -71,10 +75,7 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
             mean, var = self.running_mean, self.running_var
         else:
             weight = mask.to(x.dtype)
-            count = weight.sum()
-            if count < 2:
-                raise ValueError('MaskedBatchNorm2d: batch statistics need at least 2 active cells, got '
-                                 f'{int(count)}; select more cells')
+            count = weight.sum().clamp_min(1.0)       # no host sync: an empty selection normalises nothing
             mean = (x * weight).sum(dim=(0, 2, 3)) / count
             var = ((x - mean.view(1, -1, 1, 1)).square() * weight).sum(dim=(0, 2, 3)) / count
             if self.training and self.track_running_stats:
@@ -82,7 +83,8 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
                     self.num_batches_tracked.add_(1)
                     momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum)
                     self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
-                    self.running_var.mul_(1 - momentum).add_(var.detach() * (count / (count - 1)), alpha=momentum)
+                    unbiased = var.detach() * (count / (count - 1).clamp_min(1.0))
+                    self.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
         out = (x - mean.view(1, -1, 1, 1)) * torch.rsqrt(var.view(1, -1, 1, 1) + self.eps)
         if self.affine:
             out = out * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
