@@ -85,7 +85,7 @@ def cells_to_mask(cells: torch.Tensor, shape: Tuple[int, int]) -> torch.Tensor:
     """Flat cell indices ``(B, P)`` -> boolean mask ``(B, 1, rows, cols)`` of the selected cells."""
     rows, cols = shape
     mask = torch.zeros(cells.shape[0], rows * cols, dtype=torch.bool, device=cells.device)
-    mask.scatter_(1, cells, True)
+    mask.scatter_(1, cells, torch.ones_like(cells, dtype=torch.bool))  # tensor src: jit-traceable
     return mask.view(-1, 1, rows, cols)
 
 

@@ -10,6 +10,9 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='bev/iou_vehicle',
                     rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'))
+# BatchNorm buffers of the BEV networks drift apart between ranks (DDP broadcasts them only at training forwards):
+# make every rank validate with the same statistics.
+custom_hooks = [dict(type='SyncBuffersHook')]
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=True)
