@@ -8,6 +8,7 @@ from projects.bev.bev.models.bevformer import BEVFormerEncoder
 from projects.bev.bev.models.deform_attn import (BEVDeformableSelfAttention, BEVSpatialCrossAttention,
                                                  DeformableSampler, _mmcv_kernel, bev_reference_points,
                                                  kernel_im2col_step, multi_scale_deformable_attn)
+from .synthetic_training import train_and_validate_synthetic
 
 SYNTHETIC_GRID = dict(x_range=(-50, 50), y_range=(-50, 50), resolution=2.0, z_centers=(-2.75, -0.25, 2.25, 4.75))
 
@@ -294,35 +295,9 @@ def test_segmentor_rejects_mismatched_widths():
 
 
 # ------------------------------------------------------------------------------------ tools/train.py, 4 variants
-CONFIG_DIR = 'projects/bev/configs/bevformer'
-
-
 @pytest.mark.parametrize('variant', ['lowres', 'bilinear', 'featup', 'jafar'])
 def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path, monkeypatch):
     """One training iteration and one validation pass of each upsampler variant on the synthetic tree (tiny random
     ViT, no upsampler weights), through ``tools/train.py``'s ``main()``."""
-    import importlib.util
-    import json
-    import os
-    import sys
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location('bev_train_tool', os.path.join(repo, 'tools', 'train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    config = os.path.join(repo, CONFIG_DIR, f'bevformer_dinov2-s14_{variant}_nus-vehicle_synthetic.py')
-    root = str(bev_synthetic_root) + '/'
-    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-               'train_dataloader.dataset.indices=1', 'val_dataloader.dataset.indices=1',
-               'train_cfg.max_epochs=1', 'model.backbone.model_kwargs.depth=1',
-               'model.view_transform.num_layers=1', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.save_best=None', 'default_hooks.checkpoint.interval=-1',
-               # a fresh visualizer instance (mmengine keeps them by name), so that scalars land in tmp_path
-               f'visualizer.name=bevformer_{variant}_{tmp_path.name}']
-    if variant != 'lowres':
-        options.append('model.upsampler.init_cfg=None')
-    monkeypatch.setattr(sys, 'argv', ['train.py', config, '--work-dir', str(tmp_path), '--cfg-options', *options])
-    train.main()
-    scalars = [json.loads(line) for path in tmp_path.rglob('scalars.json') for line in path.read_text().splitlines()]
-    assert any('loss' in s and s['loss'] == s['loss'] for s in scalars), scalars          # a finite training loss
-    ious = [s['bev/iou_vehicle'] for s in scalars if 'bev/iou_vehicle' in s]
-    assert len(ious) == 1 and 0.0 <= ious[0] <= 1.0
+    train_and_validate_synthetic('bevformer', variant, bev_synthetic_root, tmp_path, monkeypatch,
+                                 ('model.view_transform.num_layers=1', ))

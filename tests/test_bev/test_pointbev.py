@@ -1,10 +1,7 @@
 """PointBeV: sparse ops, masked-dense sparse UNet, selection, lifting, the model's passes and training through
 tools/train.py on the synthetic nuScenes tree (CPU)."""
-import importlib.util
 import itertools
-import json
 import os
-import sys
 
 import pytest
 import torch
@@ -18,6 +15,7 @@ from projects.bev.bev.models.sparse_ops import (cells_to_mask, dilate_mask, rand
                                                 sparse_grid_sample)
 from projects.bev.bev.models.sparse_unet import (MaskedBatchNorm2d, MaskedInstanceNorm2d, SparseBEVHead,
                                                  SparseInverseConv2d, SparseMaxPool2d, SparseResNetUNet, SubMConv2d)
+from .synthetic_training import SMALL_IMAGES, train_and_validate_synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(REPO, 'projects', 'bev', 'configs', 'pointbev')
@@ -450,34 +448,12 @@ def test_masked_dense_unet_matches_spconv(training):
 
 
 # ------------------------------------------------------------------------------------- tools/train.py on synthetic
-def _load_train_tool():
-    spec = importlib.util.spec_from_file_location('bev_train_tool_pointbev', os.path.join(REPO, 'tools', 'train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    return train
-
-
 @pytest.mark.parametrize('variant', ['lowres', 'bilinear', 'featup', 'jafar'])
 def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path, monkeypatch):
     """One coarse/fine training iteration and one dense validation pass of each upsampler variant on the synthetic
     tree (tiny random ViT, random upsampler weights, 28x60 images), through ``tools/train.py``'s ``main()``."""
-    config = os.path.join(CONFIG_DIR, f'pointbev_dinov2-s14_{variant}_nus-vehicle_synthetic.py')
-    root = str(bev_synthetic_root) + '/'
-    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-               'train_dataloader.dataset.indices=1', 'val_dataloader.dataset.indices=1',
-               'train_dataloader.dataset.pipeline.1.final_size=(28,60)',
-               'val_dataloader.dataset.pipeline.1.final_size=(28,60)',
-               'train_cfg.max_epochs=1', 'model.backbone.model_kwargs.depth=1', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.save_best=None', 'default_hooks.checkpoint.interval=-1',
-               'default_hooks.checkpoint.save_last=False', f'visualizer.name=pointbev_{variant}_{tmp_path.name}',
-               # narrow BEV layers keep the CPU run short
-               'model.neck.out_channels=32', 'model.view_transform.in_channels=32',
-               'model.view_transform.out_channels=32', 'model.bev_encoder.in_channels=32',
-               'model.bev_encoder.base_channels=16', 'model.head.in_channels=32']
-    monkeypatch.setattr(sys, 'argv', ['train.py', config, '--work-dir', str(tmp_path), '--cfg-options', *options])
-    _load_train_tool().main()
-    scalars = [json.loads(line) for path in tmp_path.rglob('scalars.json') for line in path.read_text().splitlines()]
-    losses = [s['loss'] for s in scalars if 'loss' in s]
-    assert len(losses) == 1 and losses[0] == losses[0]  # one iteration, finite loss
-    ious = [s['bev/iou_vehicle'] for s in scalars if 'bev/iou_vehicle' in s]
-    assert len(ious) == 1 and 0.0 <= ious[0] <= 1.0
+    narrow = ('model.neck.out_channels=32', 'model.view_transform.in_channels=32',  # narrow BEV layers: a short run
+              'model.view_transform.out_channels=32', 'model.bev_encoder.in_channels=32',
+              'model.bev_encoder.base_channels=16', 'model.head.in_channels=32')
+    train_and_validate_synthetic('pointbev', variant, bev_synthetic_root, tmp_path, monkeypatch,
+                                 SMALL_IMAGES + narrow)

@@ -1,9 +1,7 @@
 """SimpleBEV: loss / predict / tensor modes, one training + validation pass of every upsampler variant through
 ``tools/train.py`` on the synthetic nuScenes tree, and (slow) overfitting two synthetic samples."""
 import importlib.util
-import json
 import os
-import sys
 
 import pytest
 import torch
@@ -14,6 +12,7 @@ from mmengine.structures import BaseDataElement, PixelData
 import projects.bev.bev  # noqa: F401  (registration)
 from mmjafar.registry import DATASETS, METRICS, MODELS
 from projects.bev.bev.datasets.synthetic import synthetic_cam2ego, synthetic_intrinsics
+from .synthetic_training import SMALL_IMAGES, train_and_validate_synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(REPO, 'projects', 'bev', 'configs', 'simplebev')
@@ -95,34 +94,11 @@ def test_segmentor_base_with_a_trivial_view_transform():
     assert tuple(model(inputs, mode='tensor').shape) == (1, 1, 50, 50)
 
 
-def _load_train_tool():
-    spec = importlib.util.spec_from_file_location('bev_train_tool_simplebev', os.path.join(REPO, 'tools', 'train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    return train
-
-
 @pytest.mark.parametrize('variant', ['lowres', 'bilinear', 'featup', 'jafar'])
 def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path, monkeypatch):
     """One training iteration and one validation pass of each upsampler variant on the synthetic tree (tiny random
     ViT, random upsampler weights, 28x60 images), through ``tools/train.py``'s ``main()``."""
-    config = os.path.join(CONFIG_DIR, f'simplebev_dinov2-s14_{variant}_nus-vehicle_synthetic.py')
-    root = str(bev_synthetic_root) + '/'
-    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-               'train_dataloader.dataset.indices=1', 'val_dataloader.dataset.indices=1',
-               'train_dataloader.dataset.pipeline.1.final_size=(28,60)',
-               'val_dataloader.dataset.pipeline.1.final_size=(28,60)',
-               'train_cfg.max_epochs=1', 'model.backbone.model_kwargs.depth=1', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.save_best=None', 'default_hooks.checkpoint.interval=-1',
-               'default_hooks.checkpoint.save_last=False',
-               f'visualizer.name=simplebev_{variant}_{tmp_path.name}']
-    monkeypatch.setattr(sys, 'argv', ['train.py', config, '--work-dir', str(tmp_path), '--cfg-options', *options])
-    _load_train_tool().main()
-    scalars = [json.loads(line) for path in tmp_path.rglob('scalars.json') for line in path.read_text().splitlines()]
-    losses = [s['loss'] for s in scalars if 'loss' in s]
-    assert len(losses) == 1 and losses[0] == losses[0]  # one iteration, finite loss
-    ious = [s['bev/iou_vehicle'] for s in scalars if 'bev/iou_vehicle' in s]
-    assert len(ious) == 1 and 0.0 <= ious[0] <= 1.0
+    train_and_validate_synthetic('simplebev', variant, bev_synthetic_root, tmp_path, monkeypatch, SMALL_IMAGES)
 
 
 @pytest.mark.slow
