@@ -28,7 +28,7 @@ def parse_args(argv=None):
                    help='comma-separated registry names (default: all registered upsamplers); JAFAR gets a lean '
                         'and a naive row')
     p.add_argument('--sizes', default='56,112,224,448', help='output sizes (square)')
-    p.add_argument('--passes', default='fwd,fwd+bwd', help='fwd, fwd+bwd or both')
+    p.add_argument('--passes', default='fwd,fwd+bwd', help="fwd, fwd+bwd, or both (fwd,fwd+bwd or 'both')")
     p.add_argument('--image-size', type=int, default=448)
     p.add_argument('--feat-size', type=int, default=32)
     p.add_argument('--channels', type=int, default=384)
@@ -51,7 +51,11 @@ def naive_attention_gb(feat: int, out: int, backward: bool, heads: int = 4) -> f
 def main(argv=None):
     args = parse_args(argv)
     methods = registered_upsamplers() if args.methods == 'all' else args.methods.split(',')
-    passes = [p == 'fwd+bwd' for p in args.passes.split(',')]
+    names = ['fwd', 'fwd+bwd'] if args.passes == 'both' else args.passes.split(',')
+    unknown = sorted(set(names) - {'fwd', 'fwd+bwd'})
+    if unknown:
+        raise SystemExit(f"--passes: unknown pass {', '.join(unknown)}; use fwd, fwd+bwd or both")
+    passes = [p == 'fwd+bwd' for p in names]
     geoms = [(args.feat_size, int(s)) for s in args.sizes.split(',')]
     if not args.no_large:
         geoms.append((2 * args.feat_size, 1024 * args.feat_size // 32))
