@@ -1,5 +1,5 @@
 """Convolutional building blocks of the JAFAR-family image and feature encoders."""
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -109,8 +109,9 @@ def _norm_act_conv(x: torch.Tensor, norm: nn.Module, conv: nn.Module) -> torch.T
     return conv(F.silu(norm(x)))
 
 
-def _norm_act_pool(x: torch.Tensor, norm: nn.Module, size) -> torch.Tensor:
-    return F.adaptive_avg_pool2d(F.silu(norm(x)), size)
+def _norm_act_pool(x: torch.Tensor, norm: nn.Module, sizes) -> Tuple[torch.Tensor, ...]:
+    h = F.silu(norm(x))
+    return tuple(h if tuple(h.shape[-2:]) == tuple(size) else F.adaptive_avg_pool2d(h, size) for size in sizes)
 
 
 def _checkpoint(fn, *args):
@@ -138,18 +139,37 @@ def encode_and_pool(encoder: nn.Sequential, x: torch.Tensor, size, low_memory: b
     affine convolution: ``pool(conv2(a) + r) = conv2(pool(a)) + pool(r)`` (``r`` only for residual blocks). The
     last convolution then runs on the pooled grid instead of the full-resolution one (the same math; float
     rounding differs at 1e-7). When ``size`` is the input's size the pooling is skipped (identity).
-    ``low_memory``: see :func:`run_layers`.
+    ``low_memory``: see :func:`run_layers`. Several sizes at once: :func:`encode_and_pool_many`.
     """
-    if tuple(x.shape[-2:]) == tuple(size):  # pooling to the same size is the identity: skip its copies
-        return run_layers(encoder, x, low_memory)
+    return encode_and_pool_many(encoder, x, [size], low_memory)[0]
+
+
+def encode_and_pool_many(encoder: nn.Sequential, x: torch.Tensor, sizes: Sequence, low_memory: bool = False
+                         ) -> List[torch.Tensor]:
+    """:func:`encode_and_pool` to every size of ``sizes``, running the full-resolution layers once.
+
+    Everything before the pooling (the encoder up to its last ``conv2``) depends only on ``x``; it is computed
+    once and pooled to each size, so a multi-level neck asking for several output sizes pays the
+    full-resolution encoder once. Each output equals ``encode_and_pool(encoder, x, size)``.
+    """
+    full = tuple(x.shape[-2:])
+    sizes = [tuple(size) for size in sizes]
     *body, last = encoder
+    if sizes == [full]:  # pooling to the same size is the identity: skip its copies
+        return [run_layers(encoder, x, low_memory)]
     x = run_layers(body, x, low_memory)
     if not (isinstance(last, ResBlock) and last.conv2.kernel_size == (1, 1)):
-        return F.adaptive_avg_pool2d(run_layers([last], x, low_memory), size)
+        out = run_layers([last], x, low_memory)
+        return [out if size == full else F.adaptive_avg_pool2d(out, size) for size in sizes]
     if low_memory:
         h = _checkpoint(_norm_act_conv, x, last.norm1, last.conv1)
-        pooled = _checkpoint(_norm_act_pool, h, last.norm2, size)
+        pooled = _checkpoint(_norm_act_pool, h, last.norm2, sizes)
     else:
-        pooled = F.adaptive_avg_pool2d(last.branch_before_conv2(x), size)
-    out = last.conv2(pooled)
-    return out + F.adaptive_avg_pool2d(last.residual(x), size) if last.is_residual else out
+        branch = last.branch_before_conv2(x)
+        pooled = [branch if size == full else F.adaptive_avg_pool2d(branch, size) for size in sizes]
+    outs = [last.conv2(p) for p in pooled]
+    if not last.is_residual:
+        return outs
+    residual = last.residual(x)
+    return [out + (residual if size == full else F.adaptive_avg_pool2d(residual, size))
+            for out, size in zip(outs, sizes)]

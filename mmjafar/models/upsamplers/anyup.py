@@ -1,16 +1,16 @@
 """AnyUp: universal feature upsampling (Wimmer et al., ICLR 2026)."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from mmjafar.registry import MODELS
-from ..layers import RoPE2d, apply_rope_2d, encode_and_pool, make_encoder
+from ..layers import RoPE2d, apply_rope_2d, encode_and_pool_many, make_encoder
 from ..layers.attention import _check_impl
 from ..layers.feature_unification import LearnedFeatureUnification
 from ..layers.neighborhood_attention import neighborhood_attention_2d
 from ..layers.window_attention import WindowedCrossAttentionBlock, ratio_window_bias
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler, SizeLike, unique_sizes
 
 
 @MODELS.register_module()
@@ -94,17 +94,28 @@ class AnyUp(BaseUpsampler):
     def queries_and_keys(self, image: torch.Tensor, features: torch.Tensor,
                          output_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Queries ``(B, qk, H, W)`` (pooled image code) and keys ``(B, qk, h, w)`` (after ``aggregation``)."""
+        queries, keys = self.queries_and_keys_many(image, [features], [output_size])
+        return queries[0], keys[0]
+
+    def queries_and_keys_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+                              output_sizes: Sequence[Tuple[int, int]]) -> Tuple[List[torch.Tensor], ...]:
+        """:meth:`queries_and_keys` of several maps guided by one image; the image is encoded once."""
         code = self.encode_image(image)
-        grid = tuple(features.shape[-2:])
+        grids = [tuple(f.shape[-2:]) for f in features]
+        sizes, unique_grids = unique_sizes(output_sizes), unique_sizes(grids)
         if _check_impl(self.impl) == 'naive':
-            queries = F.adaptive_avg_pool2d(self.query_encoder(code), output_size)
-            keys = F.adaptive_avg_pool2d(self.key_encoder(code), grid)
+            full_q, full_k = self.query_encoder(code), self.key_encoder(code)
+            pooled_q = [F.adaptive_avg_pool2d(full_q, s) for s in sizes]
+            pooled_k = [F.adaptive_avg_pool2d(full_k, g) for g in unique_grids]
+            del full_q, full_k
         else:
-            queries = encode_and_pool(self.query_encoder, code, output_size)
-            keys = encode_and_pool(self.key_encoder, code, grid)
+            pooled_q = encode_and_pool_many(self.query_encoder, code, sizes)
+            pooled_k = encode_and_pool_many(self.key_encoder, code, unique_grids)
         del code
-        keys = self.aggregation(torch.cat([keys, self.unify_features(features)], dim=1))
-        return queries, keys
+        queries, keys = dict(zip(sizes, pooled_q)), dict(zip(unique_grids, pooled_k))
+        return ([queries[tuple(s)] for s in output_sizes],
+                [self.aggregation(torch.cat([keys[g], self.unify_features(f)], dim=1))
+                 for g, f in zip(grids, features)])
 
     def window_bias(self, output_size: Tuple[int, int], grid: Tuple[int, int], device=None):
         """Row ``(H, h)`` and column ``(W, w)`` logit biases of the attention window (0 inside, -inf outside)."""
@@ -120,11 +131,18 @@ class AnyUp(BaseUpsampler):
         return kernel, (output_size[0] // grid[0], output_size[1] // grid[1])
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        queries, keys = self.queries_and_keys(image, features, output_size)
-        grid = tuple(features.shape[-2:])
-        if self.use_natten:
-            return self._natten_attention(queries, keys, features, output_size)
-        return self.cross_decode(queries, keys, features, *self.window_bias(output_size, grid, queries.device))
+        return self.upsample_many(image, [features], [output_size])[0]
+
+    def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+                      output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
+        queries, keys = self.queries_and_keys_many(image, features, output_sizes)
+        outs = []
+        for q, k, f, size in zip(queries, keys, features, output_sizes):
+            if self.use_natten:
+                outs.append(self._natten_attention(q, k, f, size))
+            else:
+                outs.append(self.cross_decode(q, k, f, *self.window_bias(size, tuple(f.shape[-2:]), q.device)))
+        return outs
 
     def _natten_attention(self, queries: torch.Tensor, keys: torch.Tensor, features: torch.Tensor,
                           output_size: Tuple[int, int]) -> torch.Tensor:

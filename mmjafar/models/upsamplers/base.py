@@ -1,7 +1,7 @@
 """The common contract of every feature upsampler: ``forward(image, features, output_size)``."""
 import functools
 import math
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -27,6 +27,11 @@ def to_size(size: SizeLike, name: str = 'output_size') -> Tuple[int, int]:
     if min(size) <= 0:
         raise ValueError(f'{name} must be positive, got {size}')
     return size
+
+
+def unique_sizes(sizes: Sequence[Sequence[int]]) -> List[Tuple[int, int]]:
+    """Distinct ``(H, W)`` tuples of ``sizes`` in first-seen order (the sizes an image encoding is pooled to)."""
+    return list(dict.fromkeys(tuple(int(s) for s in size) for size in sizes))
 
 
 class BaseUpsampler(BaseModule):
@@ -142,7 +147,16 @@ class BaseUpsampler(BaseModule):
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:
         """``(B, 3, H_img, W_img), (B, C, h, w), (H, W) -> (B, C, H, W)``. Implemented by each method."""
-        raise NotImplementedError
+        raise NotImplementedError(f'{type(self).__name__} implements neither upsample() nor upsample_many()')
+
+    def upsample_many(self, image: Optional[torch.Tensor], features: Sequence[torch.Tensor],
+                      output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
+        """Several maps guided by one image; ``outputs[i] == upsample(image, features[i], output_sizes[i])``.
+
+        Methods whose image encoding is costly (JAFAR, AnyUp, NAF, LoftUp) override this to encode the image
+        once for every map and output size; the default loops over :meth:`upsample`.
+        """
+        return [self.upsample(image, f, s) for f, s in zip(features, output_sizes)]
 
     def forward(self, image, features: Optional[torch.Tensor] = None,
                 output_size: Optional[SizeLike] = None):
@@ -155,8 +169,24 @@ class BaseUpsampler(BaseModule):
         self.validate(image, features)
         return self.upsample(image, features, self.resolve_output_size(image, features, output_size))
 
+    def forward_many(self, image: Optional[torch.Tensor], features: Sequence[torch.Tensor],
+                     output_sizes: Sequence[Optional[SizeLike]]) -> List[torch.Tensor]:
+        """``[self(image, f, s) for f, s in zip(features, output_sizes)]`` with the image encoded once.
+
+        This is the call of multi-level necks: whatever depends only on the guidance image (JAFAR's, AnyUp's
+        and NAF's full-resolution encoders, LoftUp's image queries) is computed once per forward, whatever the
+        number of maps and output sizes.
+        """
+        if len(features) != len(output_sizes):
+            raise ValueError(f'{type(self).__name__}.forward_many: {len(features)} feature maps but '
+                             f'{len(output_sizes)} output sizes')
+        for feats in features:
+            self.validate(image, feats)
+        sizes = [self.resolve_output_size(image, f, s) for f, s in zip(features, output_sizes)]
+        return self.upsample_many(image, list(features), sizes)
+
     def forward_neck(self, inputs: GuidedFeatures) -> GuidedFeatures:
-        outs = [self(inputs.image, feats) for feats in inputs]
+        outs = self.forward_many(inputs.image, list(inputs), [None] * len(inputs))
         return GuidedFeatures(outs, image=inputs.image)
 
     # ------------------------------------------------------------------ frozen / training mode

@@ -1,5 +1,5 @@
 """JAFAR: Jack up Any Feature at Any Resolution (Couairon, Chambon et al., 2025)."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -7,11 +7,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mmjafar.registry import MODELS
-from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool, make_encoder
+from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool_many, make_encoder
 from ..layers.conv_blocks import run_layers
 from ..layers.attention import _check_impl
 from ..layers.checkpoint_checks import check_dim
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler, SizeLike, unique_sizes
 
 
 @MODELS.register_module()
@@ -84,24 +84,35 @@ class JAFAR(BaseUpsampler):
     def queries_and_keys(self, image: torch.Tensor, features: torch.Tensor,
                          output_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Queries ``(B, qk, H, W)`` (pooled + GroupNorm) and SFT-modulated keys ``(B, qk, h, w)``."""
-        grid = tuple(features.shape[-2:])
+        queries, keys = self.queries_and_keys_many(image, [features], [output_size])
+        return queries[0], keys[0]
+
+    def queries_and_keys_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+                              output_sizes: Sequence[Tuple[int, int]]) -> Tuple[List[torch.Tensor], ...]:
+        """:meth:`queries_and_keys` of several maps guided by one image; the image is encoded once."""
+        grids = [tuple(f.shape[-2:]) for f in features]
+        sizes, unique_grids = unique_sizes(output_sizes), unique_sizes(grids)
         if _check_impl(self.impl) == 'naive':  # the official order of operations
             code = self.encode_image(image)
-            queries = F.adaptive_avg_pool2d(self.query_encoder(code), output_size)
-            keys = F.adaptive_avg_pool2d(self.key_encoder(code), grid)
+            full_q, full_k = self.query_encoder(code), self.key_encoder(code)
+            pooled_q = [F.adaptive_avg_pool2d(full_q, s) for s in sizes]
+            pooled_k = [F.adaptive_avg_pool2d(full_k, g) for g in unique_grids]
         else:
-            queries, keys = self._lean_full_resolution(image, output_size, grid)
-        queries = self.norm(queries)
-        keys = self.sft_key(keys, self.key_features_encoder(F.normalize(features, dim=1)))
-        return queries, keys
+            pooled_q, pooled_k = self._lean_full_resolution(image, sizes, unique_grids)
+        queries = dict(zip(sizes, (self.norm(q) for q in pooled_q)))
+        keys = dict(zip(unique_grids, pooled_k))
+        return ([queries[tuple(s)] for s in output_sizes],
+                [self.sft_key(keys[g], self.key_features_encoder(F.normalize(f, dim=1)))
+                 for g, f in zip(grids, features)])
 
-    def _lean_full_resolution(self, image: torch.Tensor, output_size: Tuple[int, int],
-                              grid: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _lean_full_resolution(self, image: torch.Tensor, sizes: Sequence[Tuple[int, int]],
+                              grids: Sequence[Tuple[int, int]]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """Everything that runs at the guidance image's resolution, ending in the pooled queries and keys.
 
         The same math as the official path, in channels-last memory layout, with the last 1x1 convolution of
-        both encoders moved after the pooling (:func:`encode_and_pool`; skipped when pooling is the identity)
-        and RoPE computed in row bands. With autograd, the full-resolution work is split into three segments
+        both encoders moved after the pooling (:func:`encode_and_pool_many`; skipped when pooling is the
+        identity) and RoPE computed in row bands. The full-resolution encoders run once for all ``sizes``
+        (queries) and ``grids`` (keys). With autograd, the full-resolution work is split into three segments
         (image encoder + RoPE, query branch, key branch) whose activations are recomputed in the backward pass
         (activation checkpointing), and inside each segment every ``norm -> SiLU -> conv`` group is checkpointed
         again (:func:`run_layers`): only segment inputs (the image and the RoPE code) are kept, and the
@@ -117,13 +128,17 @@ class JAFAR(BaseUpsampler):
         # channels-last layout: the 1x1 convolutions run as plain matrix products without layout reorders
         image = image.contiguous(memory_format=torch.channels_last)
         code = run(lambda x: apply_rope_2d(run_layers(self.image_encoder, x, needs_grad), self.rope.freqs), image)
-        queries = run(encode_and_pool, self.query_encoder, code, output_size, needs_grad)
-        keys = run(encode_and_pool, self.key_encoder, code, grid, needs_grad)
-        return queries, keys
+        queries = run(encode_and_pool_many, self.query_encoder, code, sizes, needs_grad)
+        keys = run(encode_and_pool_many, self.key_encoder, code, grids, needs_grad)
+        return list(queries), list(keys)
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        queries, keys = self.queries_and_keys(image, features, output_size)
-        return self.cross_decode(queries, keys, features)
+        return self.upsample_many(image, [features], [output_size])[0]
+
+    def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+                      output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
+        queries, keys = self.queries_and_keys_many(image, features, output_sizes)
+        return [self.cross_decode(q, k, f) for q, k, f in zip(queries, keys, features)]
 
     @torch.no_grad()
     def attention_maps(self, image: torch.Tensor, features: torch.Tensor,

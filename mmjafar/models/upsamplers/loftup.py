@@ -1,5 +1,5 @@
 """LoftUp: coordinate-based cross-attention feature upsampler (Huang et al., ICCV 2025), checkpoint-compatible."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -10,7 +10,7 @@ from ..layers.checkpoint_checks import check_dim
 from ..layers.conv_bn import conv_bn_relu
 from ..layers.fourier import FourierFeatures, batch_min_max_scale
 from ..layers.resize import resize_guidance
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler, SizeLike, unique_sizes
 
 
 class _MinMaxScale(nn.Module):
@@ -84,7 +84,14 @@ class LoftUpCore(nn.Module):
 
     def forward(self, features: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """``features (B, C, h, w)`` (channel-normalised), ``image (B, 3, H, W)`` -> ``(B, C, H, W)``."""
-        queries = self.first_conv(self.fourier_feat(image))
+        return self.decode(features, self.encode_image(image))
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """The per-pixel queries ``(B, width, H, W)`` of the guidance image (independent of the features)."""
+        return self.first_conv(self.fourier_feat(image))
+
+    def decode(self, features: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Cross-attention of the image queries to the feature tokens -> ``(B, C, H, W)``."""
         b, width, h, w = queries.shape
         keys = torch.cat([features, self.lr_pe(features)], dim=1)
         out = self.ca_transformer(queries.flatten(2).transpose(1, 2), keys.flatten(2).transpose(1, 2))
@@ -145,7 +152,14 @@ class LoftUp(BaseUpsampler):
         return self.dim
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        return self.upsampler(self.channelnorm(features), resize_guidance(image, output_size))
+        return self.upsample_many(image, [features], [output_size])[0]
+
+    def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+                      output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
+        queries = {size: self.upsampler.encode_image(resize_guidance(image, size))
+                   for size in unique_sizes(output_sizes)}
+        return [self.upsampler.decode(self.channelnorm(f), queries[tuple(size)])
+                for f, size in zip(features, output_sizes)]
 
     def _adapt_checkpoint(self, state_dict: Dict, prefix: str, *args) -> None:
         old = prefix + 'model.1.norm.'

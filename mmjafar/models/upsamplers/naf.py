@@ -1,15 +1,15 @@
 """NAF: zero-shot feature upsampling with neighbourhood attention filtering (Chambon, Couairon et al., 2025)."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mmjafar.registry import MODELS
-from ..layers import encode_and_pool, make_encoder
+from ..layers import encode_and_pool_many, make_encoder
 from ..layers.axial_rope import AxialRoPE2d
 from ..layers.neighborhood_attention import NA_IMPLS, neighborhood_attention_2d, neighborhood_logits
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler, SizeLike, unique_sizes
 
 
 class NAFImageEncoder(nn.Module):
@@ -42,10 +42,20 @@ class NAFImageEncoder(nn.Module):
         return image
 
     def forward(self, image: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        image = self.resized_image(image, output_size)
-        code = torch.cat([encode_and_pool(self.encoder, image, output_size),
-                          encode_and_pool(self.sem_encoder, image, output_size)], dim=1)
-        return self.rope(code)
+        return self.forward_many(image, [output_size])[0]
+
+    def forward_many(self, image: torch.Tensor, output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
+        """The code at every output size; sizes that see the same (resized) image share one encoder pass."""
+        groups: Dict[Tuple[int, int], List[Tuple[int, int]]] = {}
+        for size in unique_sizes(output_sizes):
+            groups.setdefault(tuple(self.resized_image(image, size).shape[-2:]), []).append(size)
+        codes = {}
+        for sizes in groups.values():
+            resized = self.resized_image(image, sizes[0])
+            pooled = zip(encode_and_pool_many(self.encoder, resized, sizes),
+                         encode_and_pool_many(self.sem_encoder, resized, sizes))
+            codes.update({size: self.rope(torch.cat(pair, dim=1)) for size, pair in zip(sizes, pooled)})
+        return [codes[tuple(size)] for size in output_sizes]
 
 
 @MODELS.register_module()
@@ -137,12 +147,20 @@ class NAF(BaseUpsampler):
         return x.view(b, self.heads_attn, c // self.heads_attn, h, w).permute(0, 1, 3, 4, 2)
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        dilation = self.check_sizes(features, output_size)
-        queries, keys = self.queries_and_keys(image, features, output_size)
-        out = neighborhood_attention_2d(self._heads(queries), self._heads(keys), self._heads(features),
-                                        (self.kernel_size, self.kernel_size), dilation, self.scale, impl=self.impl,
-                                        chunk_elements=self.chunk_elements)
-        return out.permute(0, 3, 1, 2)
+        return self.upsample_many(image, [features], [output_size])[0]
+
+    def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+                      output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
+        dilations = [self.check_sizes(f, size) for f, size in zip(features, output_sizes)]
+        codes = self.image_encoder.forward_many(image, output_sizes)
+        outs = []
+        for code, f, dilation in zip(codes, features, dilations):
+            keys = F.adaptive_avg_pool2d(code, f.shape[-2:])
+            out = neighborhood_attention_2d(self._heads(code), self._heads(keys), self._heads(f),
+                                            (self.kernel_size, self.kernel_size), dilation, self.scale,
+                                            impl=self.impl, chunk_elements=self.chunk_elements)
+            outs.append(out.permute(0, 3, 1, 2))
+        return outs
 
     @torch.no_grad()
     def attention_logits(self, image: torch.Tensor, features: torch.Tensor,
