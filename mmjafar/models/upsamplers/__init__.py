@@ -10,8 +10,9 @@ from .lift import LiFT
 from .loftup import LoftUp
 from .naf import NAF
 from .sapa import SAPA
+from .uplift import UPLiFT
 
 __all__ = [
     'AnyUp', 'BaseUpsampler', 'Bicubic', 'Bilinear', 'CARAFE', 'DySample', 'JAFAR', 'JBUStack', 'LiFT', 'LoftUp',
-    'NAF', 'Nearest', 'SAPA'
+    'NAF', 'Nearest', 'SAPA', 'UPLiFT'
 ]
