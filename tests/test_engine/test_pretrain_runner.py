@@ -13,6 +13,7 @@ import mmjafar  # noqa: F401
 from mmjafar.engine import init_cpu_distributed, runner_checkpoint_loading, setup_pretrain_cfg
 from mmjafar.models import JAFAR
 from mmjafar.registry import MODELS
+from tests.conftest import load_golden
 
 from .pretrain_utils import tiny_cfg, write_images
 
@@ -61,11 +62,11 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, image_root):
     assert not any(k.startswith('backbone.') for k in start) and int(start['step']) == 2
 
 
-def test_export_loads_into_jafar_with_official_keys(tmp_path, image_root, golden_dir):
+def test_export_loads_into_jafar_with_official_keys(tmp_path, image_root):
     runner = _train(tiny_cfg(str(tmp_path), data_root=image_root, max_iters=2))
     path = tmp_path / 'jafar_test_vit.pth'
     exported = torch.load(path, map_location='cpu', weights_only=True)
-    official_keys = set(torch.load(golden_dir / 'jafar' / 'case_a.pt', weights_only=True)['state_dict'])
+    official_keys = set(load_golden('jafar')['state_dict'])
     assert set(exported) == official_keys
     for key, value in _upsampler_state(runner).items():
         assert torch.equal(exported[key], value), key

@@ -8,34 +8,36 @@ from mmengine.runner import load_checkpoint
 from mmjafar.models.layers import LearnedFeatureUnification, gaussian_derivative_basis
 from mmjafar.models.layers.neighborhood_attention import neighborhood_indices, nearest_exact_indices
 from mmjafar.models.upsamplers import AnyUp
-from tests.conftest import assert_golden_output, build_golden, load_golden
+from tests.conftest import assert_golden_output, build_golden, compact, golden_cases, load_golden
 
-CASES = ['case_a.pt', 'case_b.pt']
+CASES = golden_cases('anyup')  # a, b
 
 
-def golden_model(golden_dir, name='case_a.pt', **kwargs):
-    return build_golden(golden_dir, 'anyup', AnyUp, name, **kwargs)
+def golden_model(name='a', **kwargs):
+    return build_golden('anyup', AnyUp, name, **kwargs)
 
 
 @pytest.mark.parametrize('impl', ['lean', 'naive'])
 @pytest.mark.parametrize('case', CASES)
-def test_golden_parity(golden_dir, case, impl):
-    model, data = golden_model(golden_dir, case, impl=impl)
+def test_golden_parity(case, impl):
+    model, data = golden_model(case, impl=impl)
     assert_golden_output(model, data)
 
 
-def test_golden_intermediates(golden_dir):
-    model, data = golden_model(golden_dir)
-    inputs, inter = data['inputs'], data['intermediates']
-    with torch.no_grad():
-        queries, keys = model.queries_and_keys(inputs['image'], inputs['features'], inputs['output_size'])
-        unified = model.key_features_encoder[0](F.normalize(inputs['features'], dim=1))
-        weights = model.attention_maps(inputs['image'], inputs['features'], inputs['output_size'])
-    torch.testing.assert_close(queries, inter['queries_before_conv'], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(keys, inter['keys'], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(unified, inter['unified_features'], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(weights, inter['attn_weights_head_mean'], atol=1e-5, rtol=1e-4)
-    assert torch.equal(weights == 0, inter['attn_weights_head_mean'] == 0)  # same window
+@pytest.mark.parametrize('case', CASES)
+def test_golden_attention_maps(case):
+    """The materialised windowed weights times the raw features give the official output; the window is the
+    official one (a weight outside it, or a map shifted by one key, would not reproduce the output)."""
+    model, data = golden_model(case)
+    inputs = data['inputs']
+    weights = model.attention_maps(inputs['image'], inputs['features'], inputs['output_size'])
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+    values = compact(inputs['features'], data).flatten(2)
+    out = torch.einsum('bqk,bck->bcq', weights, values).reshape(data['output'].shape)
+    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+    assert (weights == 0).any() and (weights > 0).sum(-1).max() > 1  # a window, neither global nor one key
+    shifted = torch.einsum('bqk,bck->bcq', weights.roll(1, dims=-1), values).reshape(data['output'].shape)
+    assert (shifted - data['output']).abs().max() > 1e-2
 
 
 def official_unification(features, basis):
@@ -69,13 +71,13 @@ def test_gaussian_derivative_init():
     torch.testing.assert_close(layer.basis.data, basis)
 
 
-def test_state_dict_keys_are_official(golden_dir):
-    data = load_golden(golden_dir / 'anyup' / 'case_a.pt')
+def test_state_dict_keys_are_official():
+    data = load_golden('anyup', 'a')
     assert list(AnyUp(**data['constructor']).state_dict()) == list(data['state_dict'])
 
 
-def test_checkpoint_layouts(golden_dir, tmp_path):
-    data = load_golden(golden_dir / 'anyup' / 'case_b.pt')
+def test_checkpoint_layouts(tmp_path):
+    data = load_golden('anyup', 'b')
     sd, inputs = data['state_dict'], data['inputs']
     layouts = {
         'anyup_paper.pth': dict(sd),
@@ -90,11 +92,11 @@ def test_checkpoint_layouts(golden_dir, tmp_path):
         assert all(torch.equal(loaded[k], v.float()) for k, v in sd.items()), name
     with torch.no_grad():  # the last one also computes the reference output
         out = model(inputs['image'], inputs['features'], inputs['output_size'])
-    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+    assert_golden_output(model, data, out)
 
 
-def test_checkpoint_errors(golden_dir):
-    sd = load_golden(golden_dir / 'anyup' / 'case_a.pt')['state_dict']
+def test_checkpoint_errors():
+    sd = load_golden('anyup', 'a')['state_dict']
     with pytest.raises(ValueError, match='lfu_dim=128'):
         AnyUp(lfu_dim=64).load_state_dict(sd)
     with pytest.raises(ValueError, match='qk_dim=128'):
@@ -124,9 +126,9 @@ def test_lean_equals_naive_with_many_tiles_and_grads():
         torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-4 * scale, rtol=1e-3, msg=name)
 
 
-def test_natten_variant_equals_dense_reference(golden_dir):
+def test_natten_variant_equals_dense_reference():
     """use_natten=True: NATTEN's neighbourhoods on the enlarged keys, weights averaged over heads, raw values."""
-    model, data = golden_model(golden_dir, 'case_a.pt', use_natten=True)
+    model, data = golden_model('a', use_natten=True)
     image, features = data['inputs']['image'], data['inputs']['features']
     size = (40, 40)  # 8x8 grid: kernel odd(max(3, round(1.6))) = 3, dilation 5
     with torch.no_grad():
@@ -143,7 +145,7 @@ def test_natten_variant_equals_dense_reference(golden_dir):
     values = features.flatten(2).transpose(1, 2)[:, key_index]  # (B, 1600, 9, C)
     expected = torch.einsum('bqt,bqtc->bqc', probs, values).transpose(1, 2).reshape(1, 384, 40, 40)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
-    default = golden_model(golden_dir, 'case_a.pt')[0]
+    default = golden_model('a')[0]
     with torch.no_grad():
         assert (default(image, features, size) - out).abs().max() > 1e-3  # other windows, as upstream says
     with pytest.raises(ValueError, match='use_natten=False'):

@@ -6,13 +6,13 @@ from mmengine.runner import load_checkpoint
 
 from mmjafar.models.layers.channel_norm import ChannelNorm
 from mmjafar.models.upsamplers import JBUStack
-from tests.conftest import load_golden
+from tests.conftest import assert_golden_output, compact, golden_cases, load_golden
 
 TOL = dict(atol=5e-5, rtol=1e-4)
 
 
-def golden_model(golden_dir, name='case_a.pt', **kwargs):
-    data = load_golden(golden_dir / 'featup' / name)
+def golden_model(name='a', **kwargs):
+    data = load_golden('featup', name)
     model = JBUStack(**data['constructor'], **kwargs).eval()
     model.load_state_dict(data['state_dict'])  # strict
     return model, data
@@ -30,26 +30,31 @@ def lightning_file(state_dict, norm=True):
     return {'state_dict': weights, 'epoch': 0, 'global_step': 2000, 'pytorch-lightning_version': '1.9.0'}
 
 
-@pytest.mark.parametrize('case', ['case_a.pt', 'case_b.pt'])
-def test_golden_parity(golden_dir, case):
-    model, data = golden_model(golden_dir, case)
+@pytest.mark.parametrize('case', golden_cases('featup'))  # a, b
+def test_golden_parity(case):
+    model, data = golden_model(case)
     image, features = data['inputs']['image'], data['inputs']['features']
     with torch.no_grad():
         out = model(image, features, tuple(data['output'].shape[-2:]))
-    assert out.shape == data['output'].shape
-    torch.testing.assert_close(out, data['output'], **TOL)
+    assert_golden_output(model, data, out, **TOL)
 
 
-def test_golden_intermediates(golden_dir):
-    model, data = golden_model(golden_dir)
+@pytest.mark.parametrize('case', golden_cases('featup'))
+def test_golden_stages(case):
+    """The four x2 stages have the official resolutions and the official fix-up of the last gives the official
+    output: the stages a visualisation shows are the ones the forward pass uses."""
+    model, data = golden_model(case)
+    features = data['inputs']['features']
     with torch.no_grad():
-        _, stages = model.forward_stack(data['inputs']['image'], data['inputs']['features'], return_stages=True)
-    for name, stage in zip(['source_2', 'source_4', 'source_8'], stages):
-        torch.testing.assert_close(stage, data['intermediates'][name], **TOL)
+        out, stages = model.forward_stack(data['inputs']['image'], features, return_stages=True)
+    h, w = features.shape[-2:]
+    assert [tuple(s.shape[-2:]) for s in stages] == [(h * 2 ** i, w * 2 ** i) for i in (1, 2, 3, 4)]
+    torch.testing.assert_close(compact(stages[-1] + 0.1 * model.fixup_proj(stages[-1]), data), data['output'], **TOL)
+    assert_golden_output(model, data, out, **TOL)
 
 
-def test_range_kernels_are_selective_and_normalised(golden_dir):
-    model, data = golden_model(golden_dir)
+def test_range_kernels_are_selective_and_normalised():
+    model, data = golden_model()
     guidance = F.adaptive_avg_pool2d(data['inputs']['image'], (8, 8))
     with torch.no_grad():
         range_kernel = model.up1.range_kernel(guidance)
@@ -57,25 +62,25 @@ def test_range_kernels_are_selective_and_normalised(golden_dir):
     assert range_kernel.max() > 5 / 49  # far from uniform: a transposed window would not match the golden
 
 
-def test_state_dict_keys_are_official(golden_dir):
-    data = load_golden(golden_dir / 'featup' / 'case_a.pt')
+def test_state_dict_keys_are_official():
+    data = load_golden('featup', 'a')
     assert list(JBUStack(**data['constructor']).state_dict()) == list(data['state_dict'])
 
 
-def test_output_size_protocol(golden_dir):
+def test_output_size_protocol():
     """x16 by the four stages, then bilinear to the requested size; default size = the image's."""
-    model, data = golden_model(golden_dir, 'case_b.pt')
+    model, data = golden_model('b')
     image, features = data['inputs']['image'], data['inputs']['features']
     with torch.no_grad():
         out = model(image, features, (20, 30))
         default = model(image, features)
-    expected = F.interpolate(data['output'], (20, 30), mode='bilinear', align_corners=False)
-    torch.testing.assert_close(out, expected, **TOL)
+    expected = F.interpolate(data['output'], (20, 30), mode='bilinear', align_corners=False)  # channel-wise
+    torch.testing.assert_close(compact(out, data), expected, **TOL)
     assert default.shape[-2:] == image.shape[-2:]
 
 
-def test_lightning_checkpoint_layout(golden_dir, tmp_path):
-    data = load_golden(golden_dir / 'featup' / 'case_a.pt')
+def test_lightning_checkpoint_layout(tmp_path):
+    data = load_golden('featup', 'a')
     image, features = data['inputs']['image'], data['inputs']['features']
     ckpt = lightning_file(data['state_dict'])
     path = tmp_path / 'dinov2_jbu_stack_cocostuff.ckpt'
@@ -84,7 +89,7 @@ def test_lightning_checkpoint_layout(golden_dir, tmp_path):
     model = JBUStack(feat_dim=384).eval()
     model.load_state_dict(torch.load(path, weights_only=True))
     with torch.no_grad():
-        torch.testing.assert_close(model(image, features, (64, 64)), data['output'], **TOL)
+        assert_golden_output(model, data, model(image, features, (64, 64)), **TOL)
     # 2. mmengine load_checkpoint and init_cfg, strict, with the feature norm of the hub model
     model = JBUStack(feat_dim=384, feature_norm=True).eval()
     load_checkpoint(model, str(path), strict=True, logger='silent')
@@ -95,25 +100,25 @@ def test_lightning_checkpoint_layout(golden_dir, tmp_path):
     norm = ChannelNorm(384)
     norm.norm.weight.data.copy_(ckpt['state_dict']['model.1.norm.weight'])
     norm.norm.bias.data.copy_(ckpt['state_dict']['model.1.norm.bias'])
-    bare, _ = golden_model(golden_dir)
+    bare, _ = golden_model()
     with torch.no_grad():
         expected = bare(image, norm(features), (64, 64))
         torch.testing.assert_close(model(image, features, (64, 64)), expected, **TOL)
         torch.testing.assert_close(model2(image, features, (64, 64)), expected, **TOL)
 
 
-def test_feature_norm_needs_norm_in_checkpoint(golden_dir):
-    data = load_golden(golden_dir / 'featup' / 'case_a.pt')
+def test_feature_norm_needs_norm_in_checkpoint():
+    data = load_golden('featup', 'a')
     with pytest.raises(ValueError, match='no channel norm'):
         JBUStack(feat_dim=384, feature_norm=True).load_state_dict(data['state_dict'])
 
 
-def test_wrong_checkpoints_fail_in_one_line(golden_dir):
-    lift = load_golden(golden_dir / 'lift' / 'case_b_nchw.pt')['state_dict']
+def test_wrong_checkpoints_fail_in_one_line():
+    lift = load_golden('lift')['state_dict']
     with pytest.raises(ValueError, match='another method') as err:
         JBUStack(feat_dim=384).load_state_dict(lift)
     assert '\n' not in str(err.value)
-    featup = load_golden(golden_dir / 'featup' / 'case_a.pt')['state_dict']
+    featup = load_golden('featup')['state_dict']
     with pytest.raises(ValueError, match='feat_dim=384 but this module was built with feat_dim=768') as err:
         JBUStack(feat_dim=768).load_state_dict(featup)
     assert '\n' not in str(err.value)

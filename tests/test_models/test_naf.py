@@ -5,32 +5,42 @@ from mmengine.registry import MODELS
 from mmengine.runner import load_checkpoint
 
 from mmjafar.models.upsamplers import NAF
+from mmjafar.models.layers.neighborhood_attention import nearest_exact_indices, neighborhood_indices
 from mmjafar.models.upsamplers.naf import NAFImageEncoder
-from tests.conftest import assert_golden_output, build_golden, load_golden
+from tests.conftest import assert_golden_output, build_golden, compact, golden_cases, load_golden
 
-CASES = ['case_a.pt', 'case_b.pt']
+CASES = golden_cases('naf')  # a, b
 
 
-def golden_model(golden_dir, name='case_a.pt', **kwargs):
-    return build_golden(golden_dir, 'naf', NAF, name, **kwargs)
+def golden_model(name='a', **kwargs):
+    return build_golden('naf', NAF, name, **kwargs)
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_golden_parity(golden_dir, case):
-    model, data = golden_model(golden_dir, case, impl='torch')
+def test_golden_parity(case):
+    model, data = golden_model(case, impl='torch')
     assert_golden_output(model, data)
 
 
-def test_golden_intermediates(golden_dir):
-    model, data = golden_model(golden_dir)
-    inputs, inter = data['inputs'], data['intermediates']
-    with torch.no_grad():
-        queries, keys = model.queries_and_keys(inputs['image'], inputs['features'], inputs['output_size'])
-        logits = model.attention_logits(inputs['image'], inputs['features'], inputs['output_size'])
-    torch.testing.assert_close(queries, inter['image_features'], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(keys, inter['keys'], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(logits, inter['attn_logits'], atol=1e-4, rtol=1e-4)
+@pytest.mark.parametrize('case', CASES)
+def test_golden_attention_logits(case):
+    """The official ``return_weights`` logits, softmaxed over each query's dilated neighbourhood of the
+    nearest-exact enlarged values (taps row-major), give the official output per head."""
+    model, data = golden_model(case)
+    inputs = data['inputs']
+    features, (out_h, out_w) = inputs['features'], inputs['output_size']
+    logits = model.attention_logits(inputs['image'], features, (out_h, out_w))
+    (h, w), k = features.shape[-2:], model.kernel_size
+    dil_h, dil_w = model.check_sizes(features, (out_h, out_w))
+    rows = nearest_exact_indices(out_h, h)[neighborhood_indices(out_h, k, dil_h)]  # (H, k) rows of the grid
+    cols = nearest_exact_indices(out_w, w)[neighborhood_indices(out_w, k, dil_w)]
+    taps = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(out_h, out_w, k * k)
+    values = model._heads(features).flatten(2, 3)[:, :, taps]  # (B, heads, H, W, k*k, C / heads)
+    out = torch.einsum('bnyxt,bnyxtd->bndyx', logits.softmax(-1), values).flatten(1, 2)
+    torch.testing.assert_close(compact(out, data), data['output'], atol=1e-4, rtol=1e-4)
     assert logits.std() > 1  # far from uniform: a shifted neighbourhood would show
+    flipped = torch.einsum('bnyxt,bnyxtd->bndyx', logits.flip(-1).softmax(-1), values).flatten(1, 2)
+    assert (compact(flipped, data) - data['output']).abs().max() > 1e-2
 
 
 def test_resize_rule_changes_aspect_ratio():
@@ -40,8 +50,8 @@ def test_resize_rule_changes_aspect_ratio():
     assert NAFImageEncoder.resized_image(image, (40, 50)).shape[-2:] == (126, 168)  # not more than 4x: kept
 
 
-def test_state_dict_is_official_and_periods_are_loaded(golden_dir):
-    data = load_golden(golden_dir / 'naf' / 'case_a.pt')
+def test_state_dict_is_official_and_periods_are_loaded():
+    data = load_golden('naf', 'a')
     model = NAF(**data['constructor'])
     assert list(model.state_dict()) == list(data['state_dict'])
     default_periods = model.image_encoder.rope.periods.clone()
@@ -59,8 +69,8 @@ def test_state_dict_is_official_and_periods_are_loaded(golden_dir):
     assert (out - other).abs().max() > 1e-2
 
 
-def test_checkpoint_file_and_registry(golden_dir, tmp_path):
-    data = load_golden(golden_dir / 'naf' / 'case_b.pt')
+def test_checkpoint_file_and_registry(tmp_path):
+    data = load_golden('naf', 'b')
     path = tmp_path / 'naf_release.pth'
     torch.save(data['state_dict'], path)
     model = MODELS.build(dict(type='NAF')).eval()
@@ -68,12 +78,12 @@ def test_checkpoint_file_and_registry(golden_dir, tmp_path):
     inputs = data['inputs']
     with torch.no_grad():
         out = model(inputs['image'], inputs['features'], inputs['output_size'])
-    torch.testing.assert_close(out, data['output'], atol=1e-4, rtol=1e-4)
+    assert_golden_output(model, data, out)
     assert isinstance(MODELS.build(dict(type='mmjafar.NAF', kernel_size=7)), NAF)
 
 
-def test_checkpoint_of_other_width_is_rejected(golden_dir):
-    data = load_golden(golden_dir / 'naf' / 'case_a.pt')
+def test_checkpoint_of_other_width_is_rejected():
+    data = load_golden('naf', 'a')
     with pytest.raises(ValueError, match='dim=256'):
         NAF(dim=128).load_state_dict(data['state_dict'])
 
