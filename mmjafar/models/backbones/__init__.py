@@ -1,4 +1,4 @@
-"""Foundation-model backbones returning NCHW patch features together with the guidance image."""
-from .timm_vit import TimmViT
+"""Foundation-model backbones returning NCHW feature maps together with the guidance image."""
+from .timm_vit import TimmBackbone, TimmViT
 
-__all__ = ['TimmViT']
+__all__ = ['TimmBackbone', 'TimmViT']

@@ -1,13 +1,16 @@
-"""Frozen timm Vision Transformers as OpenMMLab backbones returning NCHW patch features plus the guidance image."""
+"""Frozen timm foundation encoders (ViT, Eva/DINOv3, NaFlexViT/RADIO, ConvNeXt) as OpenMMLab backbones returning
+NCHW feature maps plus the guidance image, through timm's ``forward_intermediates`` API."""
 import os
 import pickle
 import socket
+import sys
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from torch import nn
 
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
@@ -25,7 +28,7 @@ def _import_timm():
     try:
         import timm
     except ImportError as err:  # pragma: no cover - timm is a runtime requirement
-        raise ImportError('TimmViT needs timm: pip install timm (see requirements/runtime.txt)') from err
+        raise ImportError('the mmjafar timm backbones need timm: pip install timm') from err
     return timm
 
 
@@ -105,50 +108,62 @@ def read_vit_state_dict(path: str) -> Dict[str, torch.Tensor]:
 
 
 @MODELS.register_module()
-class TimmViT(BaseModule):
-    """Any timm Vision Transformer as a (by default frozen) backbone returning NCHW patch features.
+class TimmBackbone(BaseModule):
+    """Any timm encoder with ``forward_intermediates`` as a (by default frozen) backbone returning NCHW maps.
 
-    ``forward(image)`` takes the ImageNet-normalised batch ``(B, 3, H, W)`` (H, W multiples of the patch size; any
-    size works, the position embeddings are resampled) and returns :class:`~mmjafar.structures.GuidedFeatures`:
-    one ``(B, embed_dim, H/p, W/p)`` map per entry of ``out_indices`` (prefix and register tokens removed), with
-    ``image`` the input batch, so a guided upsampler used as neck finds its guidance image.
+    Covers the timm families with that API: ViT (DINO, DINOv2 with or without registers, CLIP, SigLIP/SigLIP 2,
+    RADIO as ViT), Eva (DINOv3 ViTs such as 'vit_small_patch16_dinov3.lvd1689m'), NaFlexViT (RADIO v3/v4, e.g.
+    'naflexvit_base_patch16_radio_v3.c_radio') and CNNs (ConvNeXt, e.g. 'convnext_tiny.dinov3_lvd1689m').
 
-    Weights, in this order: ``checkpoint`` (a local timm or mmengine file) if given; else, with ``pretrained``,
-    timm's own weights from the local Hugging Face cache or the hub when it is reachable; else random weights if
-    ``random_init=True`` (with a warning); otherwise a ``RuntimeError`` naming these options. Loaded weights are
-    marked initialised, so ``init_weights()`` of an mmengine ``Runner`` does not re-randomise them.
+    ``forward(image)`` takes the ImageNet-normalised batch ``(B, 3, H, W)`` (for token models H, W multiples of
+    the patch size; any such size works, position embeddings are resampled) and returns
+    :class:`~mmjafar.structures.GuidedFeatures`: one ``(B, C_i, H/s_i, W/s_i)`` map per entry of ``out_indices``
+    (prefix and register tokens removed), with ``image`` the input batch, so a guided upsampler used as neck
+    finds its guidance image. ``out_indices`` count timm's ``feature_info`` entries: blocks of a ViT, stages of a
+    CNN. ``out_channels`` and ``out_strides`` give ``C_i`` and ``s_i`` per output (for a neck's
+    ``in_channels``); ``embed_dim`` and ``patch_size`` are those of the last output (a ViT's width and patch).
 
-    Models whose pretraining used another normalisation (CLIP, SigLIP) are fed a re-normalised copy of the input;
-    the guidance image stays ImageNet-normalised, which is what every upsampler expects.
+    Weights, in this order: ``checkpoint`` (a local timm, original-format or mmengine file; timm's converter for
+    the model family is applied) if given; else, with ``pretrained``, timm's own weights from the local Hugging
+    Face cache or the hub when it is reachable; else random weights if ``random_init=True`` (with a warning);
+    otherwise a ``RuntimeError`` naming these options. Loaded weights are marked initialised, so
+    ``init_weights()`` of an mmengine ``Runner`` does not re-randomise them.
 
-    Two costly baselines of the JAFAR paper are options, to pair with a bilinear upsampler:
-    ``patch_stride`` < patch size ("strided": overlapping patches give a denser grid) and ``image_scale`` > 1
-    ("large image": the input is bilinearly upscaled first). ``resize_output`` then optionally resizes the
-    denser maps bilinearly to the nominal ``H/p x W/p`` grid ('grid') or to the input size ('image').
+    Models pretrained with another normalisation (CLIP, SigLIP, RADIO: timm's ``pretrained_cfg`` mean/std) are fed
+    a re-normalised copy of the input; the guidance image stays ImageNet-normalised, which is what every
+    upsampler expects.
+
+    Two costly baselines of the JAFAR paper are options (token models with a convolutional patch embedding), to
+    pair with a bilinear upsampler: ``patch_stride`` < patch size ("strided": overlapping patches give a denser
+    grid) and ``image_scale`` > 1 ("large image": the input is bilinearly upscaled first). ``resize_output`` then
+    optionally resizes the denser maps bilinearly to the nominal ``H/p x W/p`` grid ('grid') or to the input size
+    ('image').
 
     Args:
-        model_name: timm model name, e.g. 'vit_small_patch14_dinov2.lvd142m', 'vit_base_patch16_224.dino',
-            'vit_small_patch14_reg4_dinov2.lvd142m', 'vit_base_patch16_clip_384',
-            'vit_base_patch16_siglip_512.v2_webli'.
+        model_name: timm model name, e.g. 'vit_small_patch14_dinov2.lvd142m', 'vit_small_patch16_dinov3.lvd1689m',
+            'vit_base_patch16_siglip_512.v2_webli', 'naflexvit_base_patch16_radio_v3.c_radio',
+            'convnext_tiny.dinov3_lvd1689m'.
         pretrained: use timm's pretrained weights (cache or hub) when no ``checkpoint`` is given.
-        checkpoint: local weights file (timm state dict, ``.safetensors``, or an mmengine checkpoint).
+        checkpoint: local weights file (timm or original state dict, ``.safetensors``, or an mmengine checkpoint).
         random_init: allow random weights when no pretrained weights can be had (tests, debugging).
-        out_indices: blocks whose output tokens are returned (negative counts from the last block).
+        out_indices: ``feature_info`` entries returned (negative counts from the last).
         frozen: no gradients, eval mode kept (``train()`` does not switch it back), forward under no_grad.
-        norm: apply the model's final norm layer to every returned block output (as the official JAFAR wrapper).
+        norm: apply the model's final norm to the returned maps (every block output of a ViT, as the official
+            JAFAR wrapper; the last stage of a CNN).
         patch_stride: stride of the patch embedding; None keeps the patch size.
-        image_scale: upscale factor applied to the input before the ViT (1 keeps it).
+        image_scale: upscale factor applied to the input before the model (1 keeps it).
         resize_output: None, 'grid' or 'image' (see above).
         model_kwargs: extra arguments of ``timm.create_model`` (e.g. ``dict(drop_path_rate=0.1)``, or
-            ``dict(depth=2)`` for small tests).
+            ``dict(depth=2)`` / ``dict(depths=(1, 1, 1, 1))`` for small tests).
         init_cfg: mmengine init config of this module.
 
     Example:
         >>> import torch
-        >>> vit = TimmViT(pretrained=False, random_init=True)
-        >>> feats = vit(torch.randn(1, 3, 56, 84))
-        >>> tuple(feats[0].shape), tuple(feats.image.shape)
-        ((1, 384, 4, 6), (1, 3, 56, 84))
+        >>> net = TimmBackbone('convnext_tiny.dinov3_lvd1689m', pretrained=False, random_init=True,
+        ...                    out_indices=(0, 1, 2, 3))
+        >>> feats = net(torch.randn(1, 3, 64, 96))
+        >>> [tuple(f.shape) for f in feats], net.out_strides
+        ([(1, 96, 16, 24), (1, 192, 8, 12), (1, 384, 4, 6), (1, 768, 2, 3)], [4, 8, 16, 32])
     """
 
     def __init__(self, model_name: str = 'vit_small_patch14_dinov2.lvd142m', pretrained: bool = True,
@@ -158,12 +173,14 @@ class TimmViT(BaseModule):
                  model_kwargs: Optional[Dict] = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         timm = _import_timm()
+        name = type(self).__name__
         if resize_output not in RESIZE_MODES:
-            raise ValueError(f'TimmViT: resize_output must be one of {RESIZE_MODES}, got {resize_output!r}')
+            raise ValueError(f'{name}: resize_output must be one of {RESIZE_MODES}, got {resize_output!r}')
         if image_scale <= 0:
-            raise ValueError(f'TimmViT: image_scale must be positive, got {image_scale}')
+            raise ValueError(f'{name}: image_scale must be positive, got {image_scale}')
         if not timm.is_model(model_name.split('.')[0]):
-            raise ValueError(f'TimmViT: {model_name!r} is not a timm model name (see timm.list_models("vit*"))')
+            raise ValueError(f'{name}: {model_name!r} is not a timm model name (see timm.list_models("vit*"), '
+                             'timm.list_models("*dinov3*"))')
         self.model_name = model_name
         self.frozen = frozen
         self.norm = norm
@@ -171,26 +188,44 @@ class TimmViT(BaseModule):
         self.resize_output = resize_output
 
         weights_path, use_hub = self._choose_weights(model_name, pretrained, checkpoint, random_init)
-        self.model = timm.create_model(model_name, pretrained=use_hub, num_classes=0, dynamic_img_size=True,
-                                       **dict(model_kwargs or {}))
+        self.model = self._create(timm, model_name, use_hub, dict(model_kwargs or {}))
+        if not hasattr(self.model, 'forward_intermediates') or not getattr(self.model, 'feature_info', None):
+            raise ValueError(f'{name}: timm model {model_name!r} has no forward_intermediates / feature_info; use a '
+                             'ViT, Eva (DINOv3), NaFlexViT (RADIO) or CNN such as ConvNeXt')
         self.weights_source = 'hub' if use_hub else (weights_path or 'random')
         if weights_path is not None:
             self._load_file(weights_path)
-        # timm initialised (or loaded) the ViT already: init_weights() of a Runner must not redo it.
+        # timm initialised (or loaded) the model already: init_weights() of a Runner must not redo it.
         self.model.is_init = True
 
-        patch = self.model.patch_embed.patch_size
-        if patch[0] != patch[1]:
-            raise ValueError(f'TimmViT: non-square patches {patch} are not supported')
-        self.patch_size = int(patch[0])
-        self.embed_dim = int(self.model.embed_dim)
-        self.num_blocks = len(self.model.blocks)
+        self.is_token_model = hasattr(self.model, 'num_prefix_tokens')
+        self.num_blocks = len(self.model.feature_info)
         self.out_indices = self._check_indices(out_indices)
-        if patch_stride is not None:
-            if not 0 < patch_stride <= self.patch_size:
-                raise ValueError(f'TimmViT: patch_stride must be in [1, {self.patch_size}], got {patch_stride}')
-            self.model.patch_embed.proj.stride = (patch_stride, patch_stride)
-        self.patch_stride = int(self.model.patch_embed.proj.stride[0])
+        info = [self.model.feature_info[i] for i in self.out_indices]
+        self.out_channels = [int(f['num_chs']) for f in info]
+        self.embed_dim = self.out_channels[-1]
+        if self.is_token_model:
+            patch = self._patch_embed_size()
+            self.patch_size = patch
+            proj = getattr(getattr(self.model, 'patch_embed', None), 'proj', None)
+            if patch_stride is not None:
+                if not isinstance(proj, nn.Conv2d) or not getattr(self.model, 'dynamic_img_size', False):
+                    raise ValueError(f'{name}: patch_stride needs a convolutional patch embedding with dynamic '
+                                     f'image size (ViT, Eva); {model_name} has none')
+                if not 0 < patch_stride <= patch:
+                    raise ValueError(f'{name}: patch_stride must be in [1, {patch}], got {patch_stride}')
+                proj.stride = (patch_stride, patch_stride)
+            self.patch_stride = int(patch_stride or patch)
+            strides = [self.patch_stride / self.image_scale] * len(info)
+        else:
+            if patch_stride is not None:
+                raise ValueError(f'{name}: patch_stride applies to token models (ViTs), not to {model_name}')
+            self.patch_stride = None
+            strides = [int(f['reduction']) / self.image_scale for f in info]
+            self.patch_size = int(max(int(f['reduction']) for f in info))
+        if resize_output is not None:
+            strides = [float(self.patch_size if resize_output == 'grid' else 1)] * len(info)
+        self.out_strides = [int(s) if float(s).is_integer() else s for s in strides]
 
         mean = torch.tensor(self.model.pretrained_cfg.get('mean', IMAGENET_MEAN), dtype=torch.float32)
         std = torch.tensor(self.model.pretrained_cfg.get('std', IMAGENET_STD), dtype=torch.float32)
@@ -202,6 +237,28 @@ class TimmViT(BaseModule):
         if frozen:
             self._freeze()
 
+    @staticmethod
+    def _create(timm, model_name: str, use_hub: bool, model_kwargs: Dict) -> nn.Module:
+        """``timm.create_model`` without a head, with dynamic image size where the family has the option."""
+        kwargs = dict(pretrained=use_hub, num_classes=0, **model_kwargs)
+        if 'dynamic_img_size' not in model_kwargs:
+            try:
+                return timm.create_model(model_name, dynamic_img_size=True, **kwargs)
+            except TypeError as err:  # NaFlexViT is dynamic by design, CNNs have no position embedding
+                if 'dynamic_img_size' not in str(err):
+                    raise
+        return timm.create_model(model_name, **kwargs)
+
+    def _patch_embed_size(self) -> int:
+        embed = getattr(self.model, 'patch_embed', None) or getattr(self.model, 'embeds', None)
+        patch = getattr(embed, 'patch_size', None)
+        if patch is None:
+            patch = (int(self.model.feature_info[-1]['reduction']), ) * 2
+        patch = tuple(patch) if isinstance(patch, (tuple, list)) else (patch, patch)
+        if patch[0] != patch[1]:
+            raise ValueError(f'{type(self).__name__}: non-square patches {patch} are not supported')
+        return int(patch[0])
+
     # ------------------------------------------------------------------ weights
     @staticmethod
     def _choose_weights(model_name: str, pretrained: bool, checkpoint: Optional[str],
@@ -209,7 +266,7 @@ class TimmViT(BaseModule):
         """``(local file or None, load through timm's hub)`` following the documented order."""
         if checkpoint is not None:
             if not os.path.isfile(checkpoint):
-                raise FileNotFoundError(f'TimmViT({model_name}): checkpoint file {checkpoint!r} does not exist; set '
+                raise FileNotFoundError(f'TimmBackbone({model_name}): checkpoint file {checkpoint!r} does not exist; set '
                                         'checkpoint= to a local timm or mmengine .pth/.safetensors file')
             return checkpoint, False
         if pretrained:
@@ -222,28 +279,30 @@ class TimmViT(BaseModule):
         else:
             reason = 'pretrained=False and no checkpoint was given'
         if random_init:
-            warnings.warn(f'TimmViT({model_name}): {reason}; using RANDOM weights because random_init=True. '
-                          'Features of a random ViT are meaningless for evaluation.', stacklevel=3)
-            print_log(f'TimmViT({model_name}): RANDOM weights ({reason})', logger='current', level=30)
+            warnings.warn(f'TimmBackbone({model_name}): {reason}; using RANDOM weights because random_init=True. '
+                          'Features of a random model are meaningless for evaluation.', stacklevel=3)
+            print_log(f'TimmBackbone({model_name}): RANDOM weights ({reason})', logger='current', level=30)
             return None, False
-        raise RuntimeError(f'TimmViT({model_name}): no weights: {reason}. Either set checkpoint=\'/path/to/'
+        raise RuntimeError(f'TimmBackbone({model_name}): no weights: {reason}. Either set checkpoint=\'/path/to/'
                            'weights.pth\' (timm or mmengine layout), make the hub reachable (or pre-fill the '
                            'Hugging Face cache, e.g. HF_HOME), or set random_init=True to run with random weights.')
 
     def _load_file(self, path: str) -> None:
-        from timm.models.vision_transformer import checkpoint_filter_fn
         state = read_vit_state_dict(path)
-        state = checkpoint_filter_fn(state, self.model)
+        # the family's own converter (original DINOv3 / RADIO / OpenAI layouts -> timm); timm layouts pass through
+        convert = getattr(sys.modules.get(type(self.model).__module__), 'checkpoint_filter_fn', None)
+        if convert is not None:
+            state = convert(state, self.model)
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         # heads are dropped (num_classes=0); anything else missing means the file is for another model
         missing = [k for k in missing if not k.startswith('head.')]
         unexpected = [k for k in unexpected if not k.startswith(('head.', 'fc_norm.', 'mask_token'))]
         if missing or unexpected:
-            raise ValueError(f'TimmViT({self.model_name}): {path!r} does not fit this model: missing '
+            raise ValueError(f'{type(self).__name__}({self.model_name}): {path!r} does not fit this model: missing '
                              f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected '
                              f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; is it the checkpoint of '
                              'another architecture? Pass the matching model_name.')
-        print_log(f'TimmViT({self.model_name}): loaded weights from {path}', logger='current')
+        print_log(f'{type(self).__name__}({self.model_name}): loaded weights from {path}', logger='current')
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -261,56 +320,75 @@ class TimmViT(BaseModule):
         return self
 
     # ------------------------------------------------------------------ forward
-    def _check_indices(self, out_indices: Sequence[int]) -> List[int]:
+    def _check_indices(self, out_indices: Union[int, Sequence[int]]) -> List[int]:
         if isinstance(out_indices, int):
             out_indices = (out_indices, )
         if not out_indices:
-            raise ValueError('TimmViT: out_indices is empty')
+            raise ValueError(f'{type(self).__name__}: out_indices is empty')
         indices = []
         for i in out_indices:
             j = i + self.num_blocks if i < 0 else i
             if not 0 <= j < self.num_blocks:
-                raise ValueError(f'TimmViT: out_indices entry {i} is out of range for {self.num_blocks} blocks')
+                raise ValueError(f'{type(self).__name__}: out_indices entry {i} is out of range for '
+                                 f'{self.num_blocks} blocks/stages of {self.model_name}')
             indices.append(j)
         return indices
 
     def feature_grid(self, height: int, width: int) -> Tuple[int, int]:
-        """Token grid ``(h, w)`` for an input of ``height x width`` (after ``image_scale``)."""
+        """Grid ``(h, w)`` of the last output for an input of ``height x width`` (after ``image_scale``)."""
         height, width = int(height * self.image_scale), int(width * self.image_scale)
+        if not self.is_token_model:
+            return height // self.patch_size, width // self.patch_size
         return ((height - self.patch_size) // self.patch_stride + 1,
                 (width - self.patch_size) // self.patch_stride + 1)
 
     def forward(self, image: torch.Tensor) -> GuidedFeatures:
-        """``(B, 3, H, W)`` -> GuidedFeatures of ``(B, embed_dim, h, w)`` maps, ``image`` attached."""
+        """``(B, 3, H, W)`` -> GuidedFeatures of ``(B, C_i, h_i, w_i)`` maps, ``image`` attached."""
+        name = type(self).__name__
         if image.dim() != 4 or image.shape[1] != 3:
-            raise ValueError(f'TimmViT: expected a (B, 3, H, W) image batch, got {tuple(image.shape)}')
+            raise ValueError(f'{name}: expected a (B, 3, H, W) image batch, got {tuple(image.shape)}')
         height, width = image.shape[-2:]
         x = image
         if self.image_scale != 1.0:
             x = resize_features(x, (int(height * self.image_scale), int(width * self.image_scale)))
-        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
-            raise ValueError(f'TimmViT: input size {tuple(x.shape[-2:])} is not a multiple of the patch size '
+        if self.is_token_model and (x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size):
+            raise ValueError(f'{name}: input size {tuple(x.shape[-2:])} is not a multiple of the patch size '
                              f'{self.patch_size}; resize or crop the images to multiples of {self.patch_size}')
         if self.renormalize:
             x = x * self._renorm_scale + self._renorm_shift
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            maps = self._blocks(x)
+            maps = self._intermediates(x)
         if self.resize_output is not None:
             size = (height // self.patch_size, width // self.patch_size) if self.resize_output == 'grid' \
                 else (height, width)
             maps = [resize_features(m, size) for m in maps]
         return GuidedFeatures(maps, image=image)
 
-    def _blocks(self, x: torch.Tensor) -> List[torch.Tensor]:
-        vit = self.model
-        tokens = vit.patch_embed(x)  # (B, h, w, C): timm's dynamic size mode keeps the grid
-        batch, grid_h, grid_w = tokens.shape[:3]
-        tokens = vit.norm_pre(vit.patch_drop(vit._pos_embed(tokens)))
-        wanted, maps = set(self.out_indices), {}
-        for i, block in enumerate(vit.blocks[:max(self.out_indices) + 1]):
-            tokens = block(tokens)
-            if i in wanted:
-                out = vit.norm(tokens) if self.norm else tokens
-                out = out[:, vit.num_prefix_tokens:]
-                maps[i] = out.reshape(batch, grid_h, grid_w, -1).permute(0, 3, 1, 2).contiguous()
-        return [maps[i] for i in self.out_indices]
+    def _intermediates(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """timm's ``forward_intermediates`` for the wanted entries, in ``out_indices`` order, as NCHW maps."""
+        wanted = sorted(set(self.out_indices))
+        if not self.is_token_model:
+            outs = self.model.forward_intermediates(x, indices=wanted, norm=self.norm, stop_early=True,
+                                                    intermediates_only=True)
+        else:
+            # tokens (prefix removed), reshaped here: the grid of a strided patch embedding is not the one
+            # timm's NCHW mode assumes
+            tokens = self.model.forward_intermediates(x, indices=wanted, norm=self.norm, stop_early=True,
+                                                      output_fmt='NLC', intermediates_only=True)
+            grid_h, grid_w = self.feature_grid(x.shape[-2] / self.image_scale, x.shape[-1] / self.image_scale)
+            outs = [t.reshape(t.shape[0], grid_h, grid_w, -1).permute(0, 3, 1, 2).contiguous() for t in tokens]
+        by_index = dict(zip(wanted, outs))
+        return [by_index[i] for i in self.out_indices]
+
+
+@MODELS.register_module()
+class TimmViT(TimmBackbone):
+    """:class:`TimmBackbone` under the name the existing configs use (same arguments, same behaviour).
+
+    Example:
+        >>> import torch
+        >>> vit = TimmViT(pretrained=False, random_init=True)
+        >>> feats = vit(torch.randn(1, 3, 56, 84))
+        >>> tuple(feats[0].shape), tuple(feats.image.shape)
+        ((1, 384, 4, 6), (1, 3, 56, 84))
+    """
