@@ -7,11 +7,12 @@ from torch import nn
 
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
+from ..checkpoint_loading import StrictPretrainedMixin
 from ..upsamplers.base import BaseUpsampler, SizeLike, to_size
 
 
 @MODELS.register_module()
-class FeatureUpsamplerNeck(BaseModule):
+class FeatureUpsamplerNeck(StrictPretrainedMixin, BaseModule):
     """Upsample chosen backbone maps with any registered upsampler, guided by the backbone's input image.
 
     Every upsampler is already a neck by itself (``neck=dict(type='JAFAR')`` upsamples every map); this wrapper
@@ -33,8 +34,9 @@ class FeatureUpsamplerNeck(BaseModule):
             upsampled map projecting to that many channels.
         frozen: freeze the upsampler (no gradients, eval mode kept) for linear probing; a projection stays
             trainable.
-        init_cfg: mmengine init config (e.g. ``dict(type='Pretrained', checkpoint=...)`` of a whole neck);
-            official upsampler checkpoints go in the upsampler's own ``init_cfg``.
+        init_cfg: mmengine init config (e.g. ``dict(type='Pretrained', checkpoint=...)`` of a whole neck, loaded
+            strictly unless it adds ``strict=False``); official upsampler checkpoints go in the upsampler's own
+            ``init_cfg``.
 
     Example:
         >>> import torch

@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmjafar.structures import GuidedFeatures
+from ..checkpoint_loading import StrictPretrainedMixin
 
 SizeLike = Union[int, Sequence[int]]
 
@@ -34,7 +35,7 @@ def unique_sizes(sizes: Sequence[Sequence[int]]) -> List[Tuple[int, int]]:
     return list(dict.fromkeys(tuple(int(s) for s in size) for size in sizes))
 
 
-class BaseUpsampler(BaseModule):
+class BaseUpsampler(StrictPretrainedMixin, BaseModule):
     """Base class of all upsamplers.
 
     Subclasses implement :meth:`upsample` ``(image, features, (H, W)) -> (B, C, H, W)``; this class validates
@@ -53,7 +54,9 @@ class BaseUpsampler(BaseModule):
         frozen: freeze all parameters and keep the module in eval mode (linear probing on a pretrained
             upsampler).
         check_inputs: validate shapes, batch sizes and finiteness on every call (cheap; set False for speed).
-        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint='path.pth')``.
+        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint='path.pth')``: loaded strictly
+            after the official-layout adaptations (a missing or unexpected key is an error); add
+            ``strict=False`` to load a checkpoint partially.
     """
 
     #: whether :meth:`upsample` reads the guidance image.
