@@ -71,9 +71,12 @@ def test_released_checkpoint_layouts(fixture, tmp_path):
         model = UPLiFT(arch='dinov3-splus16').eval()
         load_checkpoint(model, str(path), strict=True, logger='silent')
         compare(model, case)
-    model = UPLiFT(arch='dinov3-splus16', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'bare.pth')))
-    model.init_weights()
-    compare(model.eval(), case)
+    for name in ('bare.pth', 'uplift_dinov3-splus16.safetensors'):
+        model = UPLiFT(arch='dinov3-splus16', frozen=True,
+                       init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / name)))
+        model.init_weights()
+        assert model.is_init and not model.training and not any(p.requires_grad for p in model.parameters())
+        compare(model, case)
 
 
 def test_vae_layout_builds_and_loads():

@@ -264,8 +264,8 @@ class UPLiFT(BaseUpsampler):
     ``arch`` names a released model ('dinov2-s14', 'dinov3-splus16', 'sd15-vae'; it also sets the default
     ``in_channels`` and ``patch_size``) or is a dict in the layout of the ``uplift:`` section of an official
     config file (``uplift/configs/*.yaml``), so any trained UPLiFT builds. The released ``.safetensors`` files
-    (bare state dicts with the official key names) load strictly by path with ``checkpoint=``;
-    ``.pth`` files (bare, under ``uplift``/``state_dict``/``model``, or with ``module.``/``uplift.``/``model.``
+    (bare state dicts with the official key names) load strictly by path with ``checkpoint=`` or
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)``; ``.pth`` files (bare, under ``uplift``/``state_dict``/``model``, or with ``module.``/``uplift.``/``model.``
     prefixes) also load with ``load_state_dict``, ``mmengine.runner.load_checkpoint`` or
     ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
 
@@ -383,13 +383,40 @@ class UPLiFT(BaseUpsampler):
         return resize_features(out, output_size, antialias=True)
 
     # ------------------------------------------------------------------ checkpoints
+    def init_weights(self) -> None:
+        """As :class:`BaseUpsampler`, plus ``init_cfg=dict(type='Pretrained', checkpoint='*.safetensors')`` for
+        the released files (mmengine's loader reads only pickled checkpoints)."""
+        cfg = self.init_cfg
+        path = cfg.get('checkpoint') if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' else None
+        if path is not None and str(path).endswith('.safetensors'):
+            self.load_state_dict(read_uplift_checkpoint(str(path)))
+            self._is_init = True
+            self._apply_frozen()
+            return
+        super().init_weights()
+
     def _adapt_checkpoint(self, state_dict: Dict, prefix: str, *args) -> None:
-        """Also strip the ``uplift.`` / ``model.`` prefixes of upstream's training files, then the base rules."""
-        for strip in ('uplift.', 'model.'):
+        """Unwrap ``{'uplift' | 'state_dict' | 'model': ...}`` and strip ``module.`` / ``uplift.`` / ``model.``
+        prefixes (upstream's training files), in any nesting, then apply the base rules."""
+        changed = True
+        while changed:
+            changed = False
+            for wrapper in self.checkpoint_wrapper_keys:
+                nested = state_dict.get(prefix + wrapper)
+                if isinstance(nested, dict):
+                    del state_dict[prefix + wrapper]
+                    state_dict.update({prefix + k: v for k, v in nested.items()})
+                    extra = [k for k, v in state_dict.items() if k.startswith(prefix) and not torch.is_tensor(v)]
+                    for key in extra:  # epoch counters, optimizer state: not weights
+                        del state_dict[key]
+                    changed = True
             ours = [k for k in state_dict if k.startswith(prefix)]
-            if ours and all(k.startswith(prefix + strip) for k in ours):
-                for key in ours:
-                    state_dict[prefix + key[len(prefix) + len(strip):]] = state_dict.pop(key)
+            for strip in ('module.', 'uplift.', 'model.'):
+                if ours and all(k.startswith(prefix + strip) for k in ours):
+                    for key in ours:
+                        state_dict[prefix + key[len(prefix) + len(strip):]] = state_dict.pop(key)
+                    changed = True
+                    break
         super()._adapt_checkpoint(state_dict, prefix, *args)
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
