@@ -17,7 +17,8 @@ PAPER = [c for c in CONFIGS if not c.endswith('jafar_demo.py')]
 def test_there_is_a_paper_config_per_backbone():
     names = {Config.fromfile(c).model.backbone.model_name for c in PAPER}
     assert names == {'vit_small_patch14_dinov2.lvd142m', 'vit_small_patch14_reg4_dinov2.lvd142m',
-                     'vit_base_patch16_224.dino', 'vit_base_patch16_clip_384', 'vit_base_patch16_siglip_512.v2_webli'}
+                     'vit_base_patch16_224.dino', 'vit_base_patch16_clip_384', 'vit_base_patch16_siglip_512.v2_webli',
+                     'vit_small_patch16_dinov3.lvd1689m', 'vit_base_patch16_dinov3.lvd1689m'}
 
 
 @pytest.mark.parametrize('path', PAPER, ids=osp.basename)

@@ -1,0 +1,5 @@
+# JAFAR pretraining for vit_base_patch16_dinov3.lvd1689m (DINOv3 ViT-B/16; paper setting; see _base_/jafar_pretrain.py).
+_base_ = ['./_base_/jafar_pretrain.py']
+
+backbone_name = 'vit_base_patch16_dinov3.lvd1689m'
+model = dict(backbone=dict(model_name=backbone_name))
