@@ -6,6 +6,10 @@ Only torch and mmengine are needed for the core; OpenMMLab adapters are imported
 """
 __version__ = '0.1.0'
 
+from .utils.config import register_config_package  # noqa: E402
+
+register_config_package()  # mmjafar::<path> config names (see mmjafar/utils/config.py)
+
 from . import models  # noqa: F401,E402  (first: datasets and engine use it)
 from . import datasets, engine  # noqa: F401,E402
 from .structures import GuidedFeatures  # noqa: E402
