@@ -1,8 +1,11 @@
 """Runtime and peak-memory measurement of upsamplers (used by ``tools/benchmark_upsamplers.py``).
 
-Each case runs in a fresh subprocess so that CPU peak memory can be read from the kernel's high-water mark of
-resident memory (``VmHWM``) without earlier cases' allocations hiding it; on CUDA the allocator's peak counter is
-used. Peak memory is reported as the increase over the memory held before the measured call (model, inputs).
+Each case runs in a fresh subprocess (or, with ``in_process``, in the caller's) so that CPU peak memory can be read
+from the kernel's high-water mark of resident memory (``VmHWM``, reset before the call) without earlier cases'
+allocations hiding it; on CUDA the allocator's peak counter (``torch.cuda.max_memory_allocated``) is used and times
+come from CUDA events. Peak memory is reported as the increase over the memory held before the measured call
+(model, inputs). ``dtype='bf16'`` runs the call under ``torch.autocast(device, torch.bfloat16)`` (mixed precision,
+as ``AmpOptimWrapper(dtype='bfloat16')`` trains).
 """
 import inspect
 import multiprocessing as mp
@@ -11,6 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import torch
+
+#: ``Case.dtype`` values: float32, or bfloat16 autocast.
+DTYPES = ('fp32', 'bf16')
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Case:
     device: str = 'cpu'
     repeats: int = 3
     threads: Optional[int] = None
+    dtype: str = 'fp32'              # 'fp32' or 'bf16' (autocast)
 
 
 def build_upsampler(method: str, channels: int, **kwargs) -> torch.nn.Module:
@@ -79,16 +86,32 @@ def _measure(case: Case) -> Dict:
                         requires_grad=case.backward)
     size = (case.output_size, case.output_size)
 
+    if case.dtype not in DTYPES:
+        raise ValueError(f'dtype must be one of {DTYPES}, got {case.dtype!r}')
+    cuda = device.type == 'cuda'
+
     def step():
-        with torch.set_grad_enabled(case.backward):
+        with torch.set_grad_enabled(case.backward), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                                   enabled=case.dtype == 'bf16'):
             out = model(image, feats, size)
             if case.backward:
-                out.sum().backward()
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
+                out.float().sum().backward()
         return out
 
-    cuda = device.type == 'cuda'
+    def timed_step():
+        model.zero_grad(set_to_none=True)
+        feats.grad = None
+        if cuda:  # CUDA events: device time of the call, no host-side jitter
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = step()
+            end.record()
+            torch.cuda.synchronize()
+            return out, start.elapsed_time(end) / 1000
+        start = time.perf_counter()
+        out = step()
+        return out, time.perf_counter() - start
+
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -96,23 +119,17 @@ def _measure(case: Case) -> Dict:
     else:
         _reset_peak_rss()
         base = _rss_kb('VmRSS') * 1024
-    start = time.perf_counter()
-    out = step()
-    first = time.perf_counter() - start
+    out, first = timed_step()  # also the warm-up (CUDA context, kernel selection)
     peak = (torch.cuda.max_memory_allocated() if cuda else _rss_kb('VmHWM') * 1024) - base
-    shape = tuple(out.shape)
+    shape, out_dtype = tuple(out.shape), str(out.dtype).replace('torch.', '')
     del out
     times = [first]
     repeats = case.repeats if first < 5 else 1
     for _ in range(repeats):
-        model.zero_grad(set_to_none=True)
-        feats.grad = None
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+        times.append(timed_step()[1])
     timed = sorted(times[1:]) if len(times) > 1 else times
     return dict(case=asdict(case), ok=True, time_ms=1000 * timed[len(timed) // 2], peak_mb=peak / 2**20,
-                shape=shape)
+                shape=shape, out_dtype=out_dtype, times_ms=[1000 * t for t in times])
 
 
 def _worker(case: Case, queue) -> None:
@@ -122,8 +139,16 @@ def _worker(case: Case, queue) -> None:
         queue.put(dict(case=asdict(case), ok=False, error=f'{type(exc).__name__}: {exc}'.splitlines()[0][:120]))
 
 
-def run_case(case: Case, timeout: float = 1800) -> Dict:
-    """Measure one case in a fresh process; returns a dict with time_ms and peak_mb, or an error."""
+def run_case(case: Case, timeout: float = 1800, in_process: bool = False) -> Dict:
+    """Measure one case in a fresh process (or in this one); returns a dict with time_ms and peak_mb, or an error.
+
+    In this process the CPU peak is still the reset high-water mark, but memory the allocator kept from earlier
+    work can hide part of it: use it for quick checks, fresh processes for published numbers.
+    """
+    if in_process:
+        queue = _ListQueue()
+        _worker(case, queue)
+        return queue.items[0]
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
     proc = ctx.Process(target=_worker, args=(case, queue))
@@ -137,16 +162,28 @@ def run_case(case: Case, timeout: float = 1800) -> Dict:
     return queue.get()
 
 
+class _ListQueue:
+    def __init__(self) -> None:
+        self.items: List[Dict] = []
+
+    def put(self, item: Dict) -> None:
+        self.items.append(item)
+
+
 def format_table(results: Sequence[Dict]) -> str:
-    """Markdown table: one row per (method, output, pass)."""
-    lines = ['| method | features -> output | pass | time (ms) | peak mem (MB) |', '|---|---|---|---:|---:|']
+    """Markdown table: one row per (method, output, pass, dtype)."""
+    lines = ['| method | features -> output | pass | dtype | time (ms) | peak mem (MB) |',
+             '|---|---|---|---|---:|---:|']
     for r in results:
         c = r['case']
         label = c['label'] or c['method']
         geom = f"{c['feat_size']}² -> {c['output_size']}²"
         mode = 'fwd+bwd' if c['backward'] else 'fwd'
+        dtype = c.get('dtype', 'fp32')
         if r['ok']:
-            lines.append(f"| {label} | {geom} | {mode} | {r['time_ms']:.0f} | {r['peak_mb']:.0f} |")
+            ms = r['time_ms']
+            lines.append(f"| {label} | {geom} | {mode} | {dtype} | {ms:.1f} | {r['peak_mb']:.0f} |" if ms < 100 else
+                         f"| {label} | {geom} | {mode} | {dtype} | {ms:.0f} | {r['peak_mb']:.0f} |")
         else:
-            lines.append(f"| {label} | {geom} | {mode} | {r['error']} | |")
+            lines.append(f"| {label} | {geom} | {mode} | {dtype} | {r['error']} | |")
     return '\n'.join(lines)

@@ -26,3 +26,24 @@ def test_both_passes_are_measured(capsys):
 def test_unknown_pass_is_an_error():
     with pytest.raises(SystemExit, match='unknown pass bwd'):
         _tool().main(['--passes', 'fwd,bwd'])
+
+
+def test_device_path_on_cpu(capsys):
+    """The --device path the GPU benchmark takes (lean and naive JAFAR, both passes, fp32 and bf16 autocast),
+    run on CPU at toy sizes in this process."""
+    results = _tool().main(['--device', 'cpu', '--methods', 'JAFAR', '--image-size', '32', '--feat-size', '4',
+                            '--sizes', '16,32', '--no-large', '--channels', '16', '--passes', 'both',
+                            '--dtypes', 'fp32,bf16', '--repeats', '1', '--threads', '1', '--in-process'])
+    assert len(results) == 2 * 2 * 2 * 2  # dtypes x passes x sizes x (lean, naive)
+    assert all(r['ok'] and r['time_ms'] > 0 and len(r['times_ms']) == 2 for r in results), results
+    assert {r['out_dtype'] for r in results if r['case']['dtype'] == 'bf16' and not r['case']['backward']} \
+        <= {'bfloat16', 'float32'}
+    assert {r['shape'] for r in results} == {(1, 16, 16, 16), (1, 16, 32, 32)}
+    out = capsys.readouterr().out
+    assert '| JAFAR (naive) | 4² -> 32² | fwd+bwd | bf16 |' in out
+    assert 'JAFAR lean / naive (same run)' in out and '| 4² -> 16² | fwd | fp32 |' in out
+
+
+def test_unknown_dtype_is_an_error():
+    with pytest.raises(SystemExit, match='unknown fp16'):
+        _tool().main(['--dtypes', 'fp32,fp16'])

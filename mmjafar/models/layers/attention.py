@@ -12,6 +12,13 @@ chunk's softmax in the backward pass (as flash attention does) instead of storin
 probabilities over heads *before* multiplying by V, which needs ``heads`` times fewer multiply-adds than
 running per-head attention and averaging the outputs.
 
+Without autograd on CPU (float32/float64), one chunk is a single fused pass over buffers reused for every chunk
+(:func:`fused_averaged_attention`): RMSNorm and the query projection (the norm's weight and ``1/sqrt(d)`` folded
+into the projection matrix), the logits of all heads, the softmax in place, the head sum, and one matrix product
+with ``V / H``; the probabilities exist only as one chunk's logit buffer. On CUDA the lean inference path uses
+``scaled_dot_product_attention`` per chunk with ``V`` broadcast to every head, then the head mean
+(:func:`sdpa_averaged_attention`): ``mean_h softmax(Q_h K_h^T) V = mean_h SDPA(Q_h, K_h, V)``.
+
 The ``naive`` implementation materialises the full weight tensor, as the official code does; it is kept for
 comparison and parity tests. The default comes from the environment variable ``MMJAFAR_ATTN_IMPL``
 ('lean' unless set).
@@ -94,6 +101,83 @@ class _LeanAveragedAttention(torch.autograd.Function):
         return grad_q, grad_k.to(k.dtype), grad_v.to(v.dtype), None
 
 
+def _fused_ok(*tensors: torch.Tensor) -> bool:
+    """Whether the fused CPU inference chunk applies: CPU float32/float64 tensors, no autograd, no autocast."""
+    t = tensors[0]
+    if t.device.type != 'cpu' or torch.is_autocast_enabled('cpu'):
+        return False
+    if any(x.dtype != t.dtype or x.dtype not in (torch.float32, torch.float64) for x in tensors):
+        return False
+    return not (torch.is_grad_enabled() and any(x.requires_grad for x in tensors))
+
+
+class _ChunkWorkspace:
+    """Buffers of one attention chunk, reused by every chunk of a call (no allocation per chunk)."""
+
+    def __init__(self, like: torch.Tensor, heads: int, chunk: int, num_keys: int) -> None:
+        self.logits = like.new_empty(heads * chunk * num_keys)
+        self.probs = like.new_empty(chunk * num_keys)
+
+    def attend(self, qh: torch.Tensor, kt: torch.Tensor, v_over_h: torch.Tensor, out: torch.Tensor,
+               bias: Optional[torch.Tensor] = None) -> None:
+        """``out = sum_h softmax(qh_h @ kt_h + bias) @ v_over_h`` for one chunk; ``qh`` ``(H, n, d)``, ``kt``
+        ``(H, d, Nk)``, ``v_over_h`` ``(Nk, C)`` (already divided by ``H``), ``out`` ``(n, C)`` (written)."""
+        heads, n, num_keys = qh.shape[0], qh.shape[1], kt.shape[-1]
+        logits = self.logits[:heads * n * num_keys].view(heads, n, num_keys)
+        torch.bmm(qh, kt, out=logits)
+        if bias is not None:
+            logits.add_(bias)
+        torch.ops.aten._softmax.out(logits, -1, False, out=logits)  # in place, row by row (cache-resident)
+        probs = self.probs[:n * num_keys].view(n, num_keys)
+        torch.add(logits[0], logits[1], out=probs) if heads > 1 else probs.copy_(logits[0])
+        for h in range(2, heads):
+            probs.add_(logits[h])
+        torch.mm(probs, v_over_h, out=out)
+
+
+def fused_averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                             chunk_elements: Optional[int] = None, bias: Optional[torch.Tensor] = None,
+                             out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Inference-only :func:`averaged_attention` (lean), one fused pass per chunk over reused buffers.
+
+    Same arguments and result as :func:`averaged_attention`; ``q``, ``k``, ``v`` share a float dtype. The heads'
+    probabilities are summed (not averaged) and multiplied by ``v / H``, which is exact for a power-of-two ``H``.
+    """
+    b, heads, num_q, _ = q.shape
+    num_k = k.shape[2]
+    chunk = _chunk_len(1, heads, num_q, num_k, chunk_elements)
+    out = v.new_empty(b, num_q, v.shape[-1]) if out is None else out
+    kt = k.transpose(-1, -2).contiguous()
+    v_over_h = v * (1.0 / heads)
+    ws = _ChunkWorkspace(q, heads, chunk, num_k)
+    for i in range(b):
+        for s in range(0, num_q, chunk):
+            e = min(num_q, s + chunk)
+            ws.attend(q[i, :, s:e], kt[i], v_over_h[i], out[i, s:e], None if bias is None else bias[s:e])
+    return out
+
+
+def sdpa_averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_queries: int = 1 << 14,
+                            bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`averaged_attention` through ``F.scaled_dot_product_attention`` (fused kernels on CUDA).
+
+    ``mean_h softmax(q_h k_h^T + bias) @ v`` equals the head mean of per-head SDPA with ``v`` broadcast to every
+    head (``scale=1``: ``q`` is pre-scaled). Queries go in chunks of ``chunk_queries`` so that the per-head
+    outputs ``(B, H, n, C)`` stay bounded. Used by the lean path on CUDA without autograd.
+    """
+    b, heads, num_q, _ = q.shape
+    dtype = torch.promote_types(q.dtype, v.dtype)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    vh = v.unsqueeze(1).expand(b, heads, *v.shape[1:])
+    out = v.new_empty(b, num_q, v.shape[-1])
+    for s in range(0, num_q, chunk_queries):
+        e = min(num_q, s + chunk_queries)
+        mask = None if bias is None else bias[s:e].to(dtype)
+        part = F.scaled_dot_product_attention(q[:, :, s:e], k, vh, attn_mask=mask, scale=1.0)
+        torch.mean(part, dim=1, out=out[:, s:e]) if b == 1 else out[:, s:e].copy_(part.mean(dim=1))
+    return out
+
+
 def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: Optional[str] = None,
                        chunk_elements: Optional[int] = None, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``mean_h softmax(q_h k_h^T) @ v``.
@@ -119,6 +203,8 @@ def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: 
     grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
     if grad and bias is None:
         return _LeanAveragedAttention.apply(q, k, v, chunk)
+    if _fused_ok(q, k, v):
+        return fused_averaged_attention(q, k, v, chunk_elements, bias)
     out = v.new_empty(q.shape[0], q.shape[2], v.shape[-1])
     for s in range(0, q.shape[2], chunk):
         probs = _mean_probs(q[:, :, s:s + chunk], k, None if bias is None else bias[s:s + chunk])
@@ -205,6 +291,34 @@ class HeadAveragedCrossAttention(nn.Module):
         q, k = self.project(query, key)
         return _mean_probs(q, k, attn_bias)
 
+    def _fused_inference(self, query: torch.Tensor, k: torch.Tensor, value: torch.Tensor,
+                         attn_bias: Optional[torch.Tensor]) -> torch.Tensor:
+        """CPU inference: per chunk of queries, RMSNorm + projection into a reused buffer, then
+        :meth:`_ChunkWorkspace.attend`. The RMSNorm weight and ``1/sqrt(d)`` are folded into the projection."""
+        b, num_q, dim = query.shape
+        heads, num_k = self.num_heads, k.shape[2]
+        head_dim = dim // heads
+        weight, bias = self._projection(0)
+        scale = 1.0 / math.sqrt(head_dim)
+        if self.norm_q.weight is not None:
+            weight = weight * self.norm_q.weight
+        w_heads = (weight * scale).view(heads, head_dim, dim).transpose(1, 2).contiguous()  # (H, D, d)
+        b_heads = (bias * scale).view(heads, 1, head_dim)
+        chunk = _chunk_len(1, heads, num_q, num_k, self.chunk_elements)
+        kt = k.transpose(-1, -2).contiguous()
+        v_over_h = value * (1.0 / heads)
+        ws = _ChunkWorkspace(query, heads, chunk, num_k)
+        qh_buf = query.new_empty(heads * chunk * head_dim)
+        out = value.new_empty(b, num_q, value.shape[-1])
+        for i in range(b):
+            for s in range(0, num_q, chunk):
+                e = min(num_q, s + chunk)
+                xn = F.rms_norm(query[i, s:e], (dim, ), None, self.norm_q.eps)
+                qh = qh_buf[:heads * (e - s) * head_dim].view(heads, e - s, head_dim)
+                torch.baddbmm(b_heads, xn.expand(heads, e - s, dim), w_heads, out=qh)
+                ws.attend(qh, kt[i], v_over_h[i], out[i, s:e], None if attn_bias is None else attn_bias[s:e])
+        return out
+
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(B, Nq, Dq), (B, Nk, Dk), (B, Nk, C) -> (B, Nq, C)``; ``attn_bias`` ``(Nq, Nk)`` is added to the logits."""
@@ -221,6 +335,10 @@ class HeadAveragedCrossAttention(nn.Module):
                                         or any(p.requires_grad for p in self.parameters())):
             return averaged_attention(self.project_queries(query), k, value, impl='lean',
                                       chunk_elements=self.chunk_elements, bias=attn_bias)
+        if _fused_ok(query, key, value) and all(p.dtype == query.dtype for p in self.parameters()):
+            return self._fused_inference(query, k, value, attn_bias)
+        if query.device.type == 'cuda':
+            return sdpa_averaged_attention(self.project_queries(query), k, value, bias=attn_bias)
         # inference: normalise and project the queries chunk by chunk too (no full-size projected copies)
         chunk = _chunk_len(query.shape[0], self.num_heads, query.shape[1], k.shape[2], self.chunk_elements)
         out = None

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .fused_encoder import fusable, fused_run_layers
+
 
 class ResBlock(nn.Module):
     """Pre-activation block: ``conv2(act(norm2(conv1(act(norm1(x))))))``, plus ``x`` (or ``shortcut(x)``) if residual.
@@ -121,7 +123,10 @@ def _checkpoint(fn, *args):
 def run_layers(layers, x: torch.Tensor, low_memory: bool = False) -> torch.Tensor:
     """Apply ``layers`` in order; with ``low_memory`` (training), every ``norm -> SiLU -> conv`` group of a
     :class:`ResBlock` keeps only its input for the backward pass and recomputes the rest (activation
-    checkpointing at the finest useful grain: two stored maps per block instead of about seven)."""
+    checkpointing at the finest useful grain: two stored maps per block instead of about seven). Without
+    autograd on CPU, pointwise encoders run as chunked fused passes (:mod:`.fused_encoder`)."""
+    if not low_memory and fusable(list(layers), x):
+        return fused_run_layers(list(layers), x)
     for layer in layers:
         if low_memory and isinstance(layer, ResBlock):
             h = _checkpoint(_norm_act_conv, x, layer.norm1, layer.conv1)
@@ -165,7 +170,8 @@ def encode_and_pool_many(encoder: nn.Sequential, x: torch.Tensor, sizes: Sequenc
         h = _checkpoint(_norm_act_conv, x, last.norm1, last.conv1)
         pooled = _checkpoint(_norm_act_pool, h, last.norm2, sizes)
     else:
-        branch = last.branch_before_conv2(x)
+        branch = (fused_run_layers([last], x, pool_branch=True) if fusable([last], x)
+                  else last.branch_before_conv2(x))
         pooled = [branch if size == full else F.adaptive_avg_pool2d(branch, size) for size in sizes]
     outs = [last.conv2(p) for p in pooled]
     if not last.is_residual:

@@ -20,7 +20,8 @@ def rope_angles(freqs: torch.Tensor, height: int, width: int, rows: slice = slic
     return r[None, :, None] * f[0, :, None, None] + cols[None, None, :] * f[1, :, None, None]
 
 
-def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor, chunk_elements: int = 1 << 22) -> torch.Tensor:
+def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor, chunk_elements: int = 1 << 22,
+                  inplace: bool = False) -> torch.Tensor:
     """Rotate ``x`` ``(B, C, H, W)`` by the angles of its own grid.
 
     ``out = x * cos(a) + rotate_half(x) * sin(a)`` with ``rotate_half(x) = cat(-x[C/2:], x[:C/2])``: channel c
@@ -29,10 +30,14 @@ def apply_rope_2d(x: torch.Tensor, freqs: torch.Tensor, chunk_elements: int = 1 
     ``chunk_elements`` angle values written into one output, so no full-size angle, cosine or sine map is ever
     held, and the backward pass (:class:`_BandedRoPE`) recomputes the angles band by band and writes the input
     gradient in place, instead of autograd's one full-size zero-padded gradient per band.
+
+    A channels-last ``x`` is rotated in its own layout (bands of ``(rows, W, C)`` angles, no layout mixing).
+    ``inplace`` (honoured without autograd only): overwrite ``x`` instead of allocating the output, for callers
+    that own ``x`` (the lean JAFAR path rotates the image encoder's fresh output).
     """
     rows_per_chunk = max(1, chunk_elements // max(1, x.shape[1] * x.shape[-1]))
     if not (torch.is_grad_enabled() and (x.requires_grad or freqs.requires_grad)):
-        return _banded_rope_forward(x, freqs, rows_per_chunk)
+        return _banded_rope_forward(x, freqs, rows_per_chunk, inplace)
     return _BandedRoPE.apply(x, freqs, rows_per_chunk)
 
 
@@ -40,7 +45,40 @@ def _bands(height: int, rows_per_chunk: int):
     return ((r, min(height, r + rows_per_chunk)) for r in range(0, height, rows_per_chunk))
 
 
-def _banded_rope_forward(x: torch.Tensor, freqs: torch.Tensor, rows_per_chunk: int) -> torch.Tensor:
+def _rope_channels_last(x: torch.Tensor, freqs: torch.Tensor, rows_per_chunk: int, inplace: bool) -> torch.Tensor:
+    """RoPE of a channels-last ``x`` in its ``(B, H, W, C)`` token layout, band by band (see :func:`apply_rope_2d`)."""
+    height, width, channels = x.shape[2], x.shape[3], x.shape[1]
+    half = channels // 2
+    out = x if inplace else torch.empty_like(x, memory_format=torch.channels_last)
+    src, dst = x.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1)  # (B, H, W, C) views
+    dtype = torch.promote_types(freqs.dtype, torch.float32)
+    f = freqs.to(dtype)
+    rows = torch.linspace(0, 1, height, device=freqs.device, dtype=dtype)
+    cols = torch.linspace(0, 1, width, device=freqs.device, dtype=dtype)
+    col_part = cols[:, None] * f[1]  # (W, C)
+    tmp = None
+    for r0, r1 in _bands(height, rows_per_chunk):
+        angle = rows[r0:r1, None, None] * f[0] + col_part  # (rows, W, C): same products and sum as rope_angles
+        cos, sin = angle.cos().to(x.dtype), angle.sin_().to(x.dtype)
+        xb, ob = src[:, r0:r1], dst[:, r0:r1]
+        x1, x2 = xb[..., :half], xb[..., half:]
+        if inplace:  # first half kept aside: the second half's update still reads the original x1
+            tmp = torch.mul(x1, cos[..., :half], out=tmp if tmp is not None and tmp.shape == x1.shape else None)
+            tmp.addcmul_(x2, sin[..., :half], value=-1)
+            x2.mul_(cos[..., half:]).addcmul_(x1, sin[..., half:])
+            x1.copy_(tmp)
+        else:
+            o1, o2 = ob[..., :half], ob[..., half:]
+            torch.mul(x1, cos[..., :half], out=o1).addcmul_(x2, sin[..., :half], value=-1)
+            torch.mul(x2, cos[..., half:], out=o2).addcmul_(x1, sin[..., half:])
+    return out
+
+
+def _banded_rope_forward(x: torch.Tensor, freqs: torch.Tensor, rows_per_chunk: int,
+                         inplace: bool = False) -> torch.Tensor:
+    if x.dim() == 4 and x.shape[1] % 2 == 0 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous():
+        return _rope_channels_last(x, freqs, rows_per_chunk, inplace)
     height = x.shape[2]
     if rows_per_chunk >= height:
         return _rope_rows(x, freqs, 0, height)

@@ -127,7 +127,8 @@ class JAFAR(BaseUpsampler):
 
         # channels-last layout: the 1x1 convolutions run as plain matrix products without layout reorders
         image = image.contiguous(memory_format=torch.channels_last)
-        code = run(lambda x: apply_rope_2d(run_layers(self.image_encoder, x, needs_grad), self.rope.freqs), image)
+        code = run(lambda x: apply_rope_2d(run_layers(self.image_encoder, x, needs_grad), self.rope.freqs,
+                                            inplace=not needs_grad), image)  # rotates its fresh input
         queries = run(encode_and_pool_many, self.query_encoder, code, sizes, needs_grad)
         keys = run(encode_and_pool_many, self.key_encoder, code, grids, needs_grad)
         return list(queries), list(keys)

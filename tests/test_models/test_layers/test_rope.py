@@ -46,3 +46,18 @@ def test_rope_module_keeps_dtype_and_layout():
     out = apply_rope_2d(x, rope.freqs, chunk_elements=8 * 4)
     assert out.dtype == torch.float16 and out.shape == x.shape
     torch.testing.assert_close(out.float(), _reference(x.float(), rope.freqs.detach()), atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize('inplace', [False, True])
+def test_channels_last_rope_in_its_layout(inplace):
+    torch.manual_seed(2)
+    x = torch.randn(2, 8, 7, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    freqs = 3 * torch.randn(2, 8, dtype=torch.float64)
+    ref = _reference(x, freqs)
+    src = x.clone() if inplace else x
+    out = apply_rope_2d(src, freqs, chunk_elements=8 * 5 * 3, inplace=inplace)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert (out.data_ptr() == src.data_ptr()) == inplace
+    if not inplace:
+        torch.testing.assert_close(x, src)  # input untouched
