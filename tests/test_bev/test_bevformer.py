@@ -69,9 +69,40 @@ def test_core_rejects_bad_inputs():
     value, shapes, locations, weights = _random_attention_inputs()
     with pytest.raises(ValueError, match='cover'):
         multi_scale_deformable_attn(value[:, 1:], shapes, locations, weights)
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match='CUDA'):
-            multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=True)
+    with pytest.raises(RuntimeError, match=r"multi_scale_deformable_attn\(use_kernel=True\): mmcv.ms_deform_attn runs "
+                       r"on \('cuda',\) tensors, not cpu"):
+        multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=True)  # CPU tensors
+
+
+def test_kernel_taken_only_where_it_can_run(monkeypatch):
+    """mmcv's kernel is called exactly when it supports the tensors (capability faked for CPU float32); it gets
+    float32 inputs whatever the caller's dtype, and an explicit use_kernel=True explains a refusal."""
+    import mmjafar.models.layers.device_kernels as device_kernels
+    import projects.bev.bev.models.deform_attn as deform_attn
+    value, shapes, locations, weights = _random_attention_inputs(torch.float64)
+    exact = multi_scale_deformable_attn(value, shapes, locations, weights)
+    calls = []
+
+    class FakeKernel:
+        @staticmethod
+        def apply(value, shapes, starts, locations, weights, step):
+            calls.append((value.dtype, locations.dtype, weights.dtype, step))
+            return deform_attn.deformable_attn_pytorch(value, shapes.tolist(), locations, weights)
+
+    monkeypatch.setattr(deform_attn, '_mmcv_kernel', lambda: FakeKernel)
+    assert torch.equal(multi_scale_deformable_attn(value, shapes, locations, weights), exact) and not calls
+    spec = device_kernels.KernelSpec(('cpu', ), (torch.float32, ), lambda: None)
+    monkeypatch.setitem(device_kernels.KERNELS, 'mmcv.ms_deform_attn', spec)
+    out = multi_scale_deformable_attn(value, shapes, locations, weights, im2col_step=64)
+    assert calls == [(torch.float32, torch.float32, torch.float32, 2)] and out.dtype == torch.float64
+    torch.testing.assert_close(out, exact, atol=1e-5, rtol=1e-5)
+    multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=False)
+    assert len(calls) == 1
+    monkeypatch.setitem(device_kernels.KERNELS, 'mmcv.ms_deform_attn', device_kernels.KernelSpec(
+        ('cpu', ), (torch.float32, ), lambda: 'mmcv was compiled without CUDA'))
+    assert torch.equal(multi_scale_deformable_attn(value, shapes, locations, weights), exact) and len(calls) == 1
+    with pytest.raises(RuntimeError, match='compiled without CUDA; use use_kernel=None'):
+        multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=True)
 
 
 def test_kernel_im2col_step_divides_batch():

@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
+from mmjafar.models.layers.device_kernels import mmcv_cuda_ops_missing
 from mmjafar.models.upsamplers import CARAFE
-from mmjafar.models.upsamplers.carafe import CARAFEStage, _mmcv_carafe
+from mmjafar.models.upsamplers.carafe import CARAFEStage
 from tests.test_models.test_layers.test_local_window import reference_weighted_sum
 
 
@@ -39,9 +40,9 @@ def test_uniform_kernels_average_the_window():
     torch.testing.assert_close(stage(x), F.interpolate(box, scale_factor=2, mode='nearest'))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or _mmcv_carafe() is None,
-                    reason="mmcv's CARAFE op runs on CUDA only; the torch path is checked against the op's "
-                           'semantics above')
+@pytest.mark.skipif(not torch.cuda.is_available() or mmcv_cuda_ops_missing() is not None,
+                    reason="mmcv's CARAFE op runs on CUDA with mmcv built with CUDA only; the torch path is checked "
+                           "against the op's semantics above")
 def test_torch_path_equals_mmcv_op():
     torch.manual_seed(3)
     stage = CARAFEStage(16, up_kernel=5, up_group=2).cuda()
@@ -55,7 +56,7 @@ def test_torch_path_equals_mmcv_op():
 
 
 def test_mmcv_impl_refused_on_cpu():
-    with pytest.raises(RuntimeError, match='CUDA only'):
+    with pytest.raises(RuntimeError, match=r"CARAFE\(impl='mmcv'\): mmcv.carafe runs on \('cuda',\) tensors, not cpu"):
         CARAFEStage(4, impl='mmcv')(torch.randn(1, 4, 3, 3))
     with pytest.raises(ValueError, match='impl'):
         CARAFEStage(4, impl='cuda')

@@ -14,7 +14,8 @@ attention over the small grid with a separable bias of log-multiplicities (:func
 :func:`~.window_attention.windowed_attention` computes tile by tile in pure PyTorch: no ``Nq x Nk`` matrix,
 no enlarged copy of the keys and values, any device, autograd included.
 
-On CUDA NATTEN's kernels are used instead when ``natten`` is installed (optional dependency), chosen as the
+On CUDA NATTEN's kernels are used instead when ``natten`` is installed (optional dependency) and supports the
+tensors' dtype (:mod:`.device_kernels`), chosen as the
 official NAF code does: ``natten.functional.na2d_qk`` / ``na2d_av`` when they exist (NATTEN <= 0.17), else the
 fused ``natten.na2d`` (NATTEN >= 0.20).
 """
@@ -24,6 +25,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .device_kernels import use_kernel
 from .window_attention import windowed_attention
 
 NA_IMPLS = ('auto', 'torch', 'natten')
@@ -133,8 +135,9 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         kernel_size: ``(K_h, K_w)``, odd.
         dilation: ``(d_h, d_w)`` with ``K * d`` at most the query grid on each axis.
         scale: logit scale.
-        impl: 'torch' (pure PyTorch, tiled, exact), 'natten' (NATTEN's kernels, needs ``natten``) or 'auto'
-            (NATTEN on CUDA tensors when installed, else 'torch').
+        impl: 'torch' (pure PyTorch, tiled, exact), 'natten' (NATTEN's kernels; an error where they cannot run)
+            or 'auto' (NATTEN when it is installed and supports the tensors' device and dtype, else 'torch'; see
+            :mod:`.device_kernels`).
         average_heads: average the weights over heads and apply them to ``v[:, 0]`` (all heads must share the
             values; AnyUp's NATTEN variant) instead of concatenating per-head outputs.
         chunk_elements: working-set budget of the 'torch' path (see :func:`windowed_attention`).
@@ -146,10 +149,7 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         raise ValueError(f'impl must be one of {NA_IMPLS}, got {impl!r}')
     kernel_size, dilation = tuple(kernel_size), tuple(dilation)
     _check_shapes(q, k, v, kernel_size, dilation)
-    if impl == 'natten' and not natten_available():
-        raise ImportError("impl='natten' needs the optional natten package (see natten.org for wheels that match "
-                          "your torch and CUDA); impl='torch' computes the same result without it")
-    if impl == 'natten' or (impl == 'auto' and q.is_cuda and natten_available()):
+    if impl != 'torch' and use_kernel('natten', q, impl == 'natten', "neighborhood_attention_2d(impl='natten')"):
         out = _natten_attention(q, k, v, kernel_size, dilation, scale)
         return out.unflatten(-1, (q.shape[1], -1)).mean(dim=3) if average_heads else out
     (out_h, out_w), (h, w) = q.shape[2:4], k.shape[2:4]

@@ -7,6 +7,7 @@ from torch import nn
 
 from mmjafar.registry import MODELS
 from ..layers.checkpoint_checks import check_dim
+from ..layers.device_kernels import use_kernel
 from ..layers.local_window import local_weighted_sum
 from ..layers.resize import resize_features
 from ..layers.stages import add_stages, run_stages
@@ -39,8 +40,9 @@ class CARAFEStage(nn.Module):
         up_group: channel groups sharing one kernel.
         encoder_kernel, encoder_dilation: content encoder convolution.
         compressed_channels: width after the channel compressor.
-        impl: 'torch' (exact pure PyTorch, any device), 'mmcv' (mmcv's CUDA op) or 'auto' (mmcv on CUDA when
-            installed, else torch).
+        impl: 'torch' (exact pure PyTorch, any device), 'mmcv' (mmcv's CUDA op; an error where it cannot run) or
+            'auto' (mmcv's op when it supports the tensor's device and dtype and mmcv was built with CUDA, else
+            torch; see :mod:`~mmjafar.models.layers.device_kernels`).
     """
 
     def __init__(self, channels: int, scale: int = 2, up_kernel: int = 5, up_group: int = 1, encoder_kernel: int = 3,
@@ -69,17 +71,11 @@ class CARAFEStage(nn.Module):
 
     def reassemble(self, features: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         """``features (B, C, h, w)``, ``kernels (B, G*k*k, s*h, s*w)`` -> ``(B, C, s*h, s*w)``."""
-        if self.impl != 'torch' and features.is_cuda:
+        if self.impl != 'torch' and use_kernel('mmcv.carafe', features, self.impl == 'mmcv', "CARAFE(impl='mmcv')"):
             carafe = _mmcv_carafe()
             if carafe is not None:
-                return carafe(features.contiguous(), kernels.contiguous(), self.up_kernel, self.up_group,
-                              self.scale)
-            if self.impl == 'mmcv':
-                raise RuntimeError("CARAFE(impl='mmcv') needs mmcv with compiled ops; install mmcv or use "
-                                   "impl='torch'")
-        elif self.impl == 'mmcv':
-            raise RuntimeError("CARAFE(impl='mmcv'): mmcv's CARAFE op runs on CUDA only; use impl='torch' or "
-                               "'auto' on this device")
+                return carafe(features.contiguous(), kernels.to(features.dtype).contiguous(), self.up_kernel,
+                              self.up_group, self.scale)
         return local_weighted_sum(kernels, features, self.up_kernel, padding_mode='zeros')
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -91,7 +87,7 @@ class CARAFE(BaseUpsampler):
     """Task-dependent baseline: ``num_stages`` CARAFE x2 stages (x16 by default), then bilinear to the exact size.
 
     The JAFAR evaluation protocol trains it jointly with the probe. It does not use the image. On CUDA the
-    stages use mmcv's compiled CARAFE op when mmcv is installed (``impl='auto'``); elsewhere, or with
+    stages use mmcv's compiled CARAFE op when mmcv was built with CUDA (``impl='auto'``); elsewhere, or with
     ``impl='torch'``, an exact pure-PyTorch reassembly with the op's semantics (zero padding, row-major
     taps, channel groups). Each stage has mmcv ``CARAFEPack``'s parameter names, so ``CARAFEPack`` weights
     load into ``up<i>``.

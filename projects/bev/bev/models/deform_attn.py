@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
+from mmjafar.models.layers.device_kernels import use_kernel as kernel_allowed
 from mmjafar.registry import MODELS
 
 _KERNEL = None  # cached: mmcv's MultiScaleDeformableAttnFunction, or False when it cannot run on CUDA
@@ -92,8 +93,9 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: torch.Tenso
     """Multi-scale deformable attention; shapes as :func:`deformable_attn_pytorch`, ``spatial_shapes`` a ``(L, 2)``
     long tensor of ``(h, w)``.
 
-    ``use_kernel``: None = mmcv's compiled kernel for CUDA tensors when available, else PyTorch; True = require the
-    kernel (error if unavailable); False = always PyTorch. The kernel runs in float32 (inputs of other dtypes are
+    ``use_kernel``: None = mmcv's compiled kernel where it can run (CUDA tensors, mmcv built with CUDA; see
+    :mod:`mmjafar.models.layers.device_kernels`), else PyTorch; True = require the kernel (a one-line error with the
+    reason where it cannot run); False = always PyTorch. The kernel runs in float32 (inputs of other dtypes are
     cast and the result cast back, as BEVFormer's fp32 variant does).
     """
     if value.dim() != 4 or sampling_locations.dim() != 6 or attention_weights.dim() != 5:
@@ -103,10 +105,11 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: torch.Tenso
     if int(spatial_shapes.prod(dim=1).sum()) != value.shape[1]:
         raise ValueError(f'multi_scale_deformable_attn: spatial_shapes {spatial_shapes.tolist()} cover '
                          f'{int(spatial_shapes.prod(dim=1).sum())} values but value has {value.shape[1]}')
-    kernel = _mmcv_kernel() if use_kernel is not False and value.is_cuda else None
-    if use_kernel and kernel is None:
-        raise RuntimeError('multi_scale_deformable_attn: mmcv\'s compiled kernel needs CUDA tensors and mmcv built '
-                           'with CUDA (mmcv.ops.get_compiling_cuda_version()); pass use_kernel=None to fall back')
+    kernel = None
+    if use_kernel is not False and kernel_allowed('mmcv.ms_deform_attn', value, bool(use_kernel),
+                                                  'multi_scale_deformable_attn(use_kernel=True)', dtype=torch.float32,
+                                                  fix='use_kernel=None (the kernel only where it can run) or False'):
+        kernel = _mmcv_kernel()
     if kernel is None:
         return deformable_attn_pytorch(value, spatial_shapes.tolist(), sampling_locations, attention_weights)
     out = kernel.apply(value.float().contiguous(), spatial_shapes, level_start_index(spatial_shapes),
