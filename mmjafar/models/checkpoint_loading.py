@@ -59,6 +59,8 @@ def read_checkpoint(path: str, map_location='cpu') -> object:
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist; check the checkpoint path of the config')
     if os.path.getsize(path) == 0:
         raise ValueError(f'checkpoint file {path!r} is empty (0 bytes); download or export it again')
+    if path.endswith('.safetensors'):
+        return _read_safetensors(path, map_location)
     try:
         with runner_checkpoint_loading():
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -79,6 +81,19 @@ def read_checkpoint(path: str, map_location='cpu') -> object:
     except (RuntimeError, OSError) as err:  # zip reader errors, short reads of a cut-off file
         raise ValueError(f'checkpoint file {path!r} is truncated or corrupt ({_first_line(err)}); download or '
                          'export it again') from None
+
+
+def _read_safetensors(path: str, map_location) -> Dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ImportError(f'reading {path!r} needs the safetensors package (pip install safetensors)') from None
+    device = map_location if isinstance(map_location, (str, torch.device)) else 'cpu'
+    try:
+        return load_file(path, device=str(device))
+    except Exception as err:  # safetensors raises its own SafetensorError for cut or foreign files
+        raise ValueError(f'checkpoint file {path!r} is not a readable .safetensors file ({_first_line(err)}); '
+                         'download it again') from None
 
 
 def _first_line(err: BaseException) -> str:

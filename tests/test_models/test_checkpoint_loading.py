@@ -131,6 +131,21 @@ def test_truncated_anywhere(tmp_path, keep):
     assert_one_line(err, str(cut))
 
 
+def test_safetensors_files(tmp_path):
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    sd = {k: v.contiguous() for k, v in JAFAR(**TINY).state_dict().items()}
+    save_file(sd, str(tmp_path / 'jafar.safetensors'))
+    model = JAFAR(**TINY, init_cfg=pretrained(tmp_path / 'jafar.safetensors'))
+    model.init_weights()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
+    data = (tmp_path / 'jafar.safetensors').read_bytes()
+    (tmp_path / 'cut.safetensors').write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError) as err:
+        JAFAR(**TINY, init_cfg=pretrained(tmp_path / 'cut.safetensors')).init_weights()
+    assert_one_line(err, 'cut.safetensors', 'not a readable .safetensors file')
+
+
 def test_runner_checkpoint_with_prefix(tmp_path):
     """A pretraining Runner checkpoint (message hub objects beside the weights) loads under weights-only rules."""
     torch.manual_seed(0)
