@@ -7,8 +7,8 @@ For an output pixel ``(Y, X)`` of a grid ``s`` times finer than the value map (`
 
 (edge-replicated neighbours). No queries or keys: the ``D`` logits per output pixel come from the guide through a
 1x1 convolution (plus the guide's first ``D`` channels as a residual). Cost and memory are linear in the output
-size: :func:`local_attend` adds the ``D`` shifted value maps one after another into the output and never holds the
-``(B, C, D, H, W)`` stack.
+size: :func:`local_attend` adds the ``D`` shifted value maps one after another into each sub-pixel phase of the
+output and never holds the ``(B, C, D, H, W)`` stack.
 """
 from typing import Dict, List, Tuple
 
@@ -42,6 +42,10 @@ def channel_residual(shortcut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def local_attend(weights: torch.Tensor, value: torch.Tensor, offsets: List[Tuple[int, int]]) -> torch.Tensor:
     """Weighted sum over a neighbourhood of the coarse ``value`` map, for every pixel of the finer grid.
 
+    Computed per sub-pixel phase ``(i, j)`` of the ``s x s`` block above each coarse pixel: a ``(B, C, h, w)``
+    accumulator receives the ``D`` shifted value maps one after another (contiguous inner loops, no ``D``-fold
+    stack), then fills its phase of the output.
+
     Args:
         weights: ``(B, D, H, W)`` attention weights (already normalised), ``D = len(offsets)``.
         value: ``(B, C, h, w)`` with ``H = s * h`` and ``W = s * w`` for one integer ``s``.
@@ -58,11 +62,17 @@ def local_attend(weights: torch.Tensor, value: torch.Tensor, offsets: List[Tuple
                          f'one integer multiple of the value grid {(h, w)}')
     pad = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
     padded = F.pad(value, (pad, pad, pad, pad), mode='replicate')
-    out = value.new_zeros(batch, channels, h, scale, w, scale)
-    phased = weights.to(value.dtype).reshape(batch, 1, len(offsets), h, scale, w, scale)
-    for d, (dy, dx) in enumerate(offsets):
-        shifted = padded[:, :, pad + dy:pad + dy + h, pad + dx:pad + dx + w]
-        out.addcmul_(shifted[:, :, :, None, :, None], phased[:, :, d])
+    shifted = [padded[:, :, pad + dy:pad + dy + h, pad + dx:pad + dx + w] for dy, dx in offsets]
+    # (s, s, B, D, h, w): the weights of each phase as contiguous maps
+    phases = weights.to(value.dtype).reshape(batch, len(offsets), h, scale, w, scale).permute(3, 5, 0, 1, 2, 4)
+    phases = phases.contiguous()
+    out = value.new_empty(batch, channels, h, scale, w, scale)
+    for i in range(scale):
+        for j in range(scale):
+            acc = value.new_zeros(batch, channels, h, w)
+            for d, tap in enumerate(shifted):
+                acc.addcmul_(tap, phases[i, j, :, d:d + 1])
+            out[:, :, :, i, :, j] = acc
     return out.reshape(batch, channels, big_h, big_w)
 
 

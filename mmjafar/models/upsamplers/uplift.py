@@ -371,7 +371,9 @@ class UPLiFT(BaseUpsampler):
         return max(0, math.ceil(math.log(ratio, self.up_factor) - 1e-9))
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        out, codes = features, None
+        # channels-last: the full-resolution convolutions run 2-3x faster on CPU (same result up to rounding)
+        image = image.contiguous(memory_format=torch.channels_last)
+        out, codes = features.contiguous(memory_format=torch.channels_last), None
         height, width = image.shape[-2:]
         for i in range(self.num_steps(features, output_size)):
             if codes is None or not self.enc_share:
@@ -380,7 +382,7 @@ class UPLiFT(BaseUpsampler):
                     image, (int(height * scale), int(width * scale)), antialias=True)
                 codes = self.encode(scaled)
             out = self.step(codes, out)
-        return resize_features(out, output_size, antialias=True)
+        return resize_features(out, output_size, antialias=True).contiguous()
 
     # ------------------------------------------------------------------ checkpoints
     def init_weights(self) -> None:
