@@ -266,8 +266,8 @@ class TimmBackbone(BaseModule):
         """``(local file or None, load through timm's hub)`` following the documented order."""
         if checkpoint is not None:
             if not os.path.isfile(checkpoint):
-                raise FileNotFoundError(f'TimmBackbone({model_name}): checkpoint file {checkpoint!r} does not exist; set '
-                                        'checkpoint= to a local timm or mmengine .pth/.safetensors file')
+                raise FileNotFoundError(f'TimmBackbone({model_name}): checkpoint file {checkpoint!r} does not exist; '
+                                        'set checkpoint= to a local timm or mmengine .pth/.safetensors file')
             return checkpoint, False
         if pretrained:
             cached = cached_hub_weights(model_name)

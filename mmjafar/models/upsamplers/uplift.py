@@ -265,13 +265,14 @@ class UPLiFT(BaseUpsampler):
     ``in_channels`` and ``patch_size``) or is a dict in the layout of the ``uplift:`` section of an official
     config file (``uplift/configs/*.yaml``), so any trained UPLiFT builds. The released ``.safetensors`` files
     (bare state dicts with the official key names) load strictly by path with ``checkpoint=`` or
-    ``init_cfg=dict(type='Pretrained', checkpoint=...)``; ``.pth`` files (bare, under ``uplift``/``state_dict``/``model``, or with ``module.``/``uplift.``/``model.``
-    prefixes) also load with ``load_state_dict``, ``mmengine.runner.load_checkpoint`` or
-    ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)``; ``.pth`` files (bare, under ``uplift`` / ``state_dict``
+    / ``model``, or with ``module.`` / ``uplift.`` / ``model.`` prefixes) also load with ``load_state_dict``,
+    ``mmengine.runner.load_checkpoint`` or ``init_cfg``.
 
     The official "fast mode" (BatchNorm folding, channels-last, a Triton attender kernel, ``torch.compile``) is a
-    GPU speed-up with the same result; this module runs the exact PyTorch path on every device. The Local
-    Attender never stacks the 17 shifted maps (upstream's default path does; its ``low_mem`` mode does not).
+    GPU speed-up with the same result; this module runs the exact PyTorch path on every device, with
+    channels-last convolutions. The Local Attender never stacks the 17 shifted maps (upstream's default path
+    does; its ``low_mem`` mode does not).
 
     Args:
         arch: released model name or architecture dict (see above).
