@@ -178,6 +178,90 @@ def sdpa_averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c
     return out
 
 
+class _LeanProjectedAttention(torch.autograd.Function):
+    """Training counterpart of :meth:`HeadAveragedCrossAttention._fused_inference`: RMSNorm, query projection and
+    head-averaged attention in one function that saves only the raw query tokens (not the normalised or projected
+    copies) and recomputes everything per chunk in the backward pass, with the RMSNorm, projection and softmax
+    gradients written by hand. CPU float32/float64 without autocast."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, norm_weight, k, v, heads, eps, chunk):
+        ctx.save_for_backward(x, weight, bias, norm_weight, k, v)
+        ctx.heads, ctx.eps, ctx.chunk = heads, eps, chunk
+        b, num_q, dim = x.shape
+        head_dim = dim // heads
+        scale = 1.0 / math.sqrt(head_dim)
+        w = weight if norm_weight is None else weight * norm_weight
+        w_heads = (w * scale).view(heads, head_dim, dim).transpose(1, 2).contiguous()
+        b_heads = (bias * scale).view(heads, 1, head_dim)
+        kt = k.transpose(-1, -2).contiguous()
+        v_over_h = v * (1.0 / heads)
+        ws = _ChunkWorkspace(x, heads, chunk, k.shape[2])
+        qh_buf = x.new_empty(heads * chunk * head_dim)
+        out = v.new_empty(b, num_q, v.shape[-1])
+        for i in range(b):
+            for s in range(0, num_q, chunk):
+                e = min(num_q, s + chunk)
+                xn = F.rms_norm(x[i, s:e], (dim, ), None, eps)
+                qh = qh_buf[:heads * (e - s) * head_dim].view(heads, e - s, head_dim)
+                torch.baddbmm(b_heads, xn.expand(heads, e - s, dim), w_heads, out=qh)
+                ws.attend(qh, kt[i], v_over_h[i], out[i, s:e])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, bias, norm_weight, k, v = ctx.saved_tensors
+        heads, chunk = ctx.heads, ctx.chunk
+        eps = torch.finfo(x.dtype).eps if ctx.eps is None else ctx.eps
+        b, num_q, dim = x.shape
+        head_dim, num_k = dim // heads, k.shape[2]
+        scale = 1.0 / math.sqrt(head_dim)
+        need_x, need_w, need_b, need_g, need_k, need_v = ctx.needs_input_grad[:6]
+        grad_x = torch.empty_like(x) if need_x else None
+        grad_w, grad_b = torch.zeros_like(weight), torch.zeros_like(bias)
+        grad_g = None if norm_weight is None else torch.zeros_like(norm_weight)
+        grad_k, grad_v = torch.zeros_like(k), torch.zeros_like(v)
+        kt = k.transpose(-1, -2).contiguous()
+        probs_buf = x.new_empty(heads * chunk * num_k)
+        tmp_buf = x.new_empty(heads * chunk * num_k)
+        for i in range(b):
+            for s in range(0, num_q, chunk):
+                e = min(num_q, s + chunk)
+                n = e - s
+                xc = x[i, s:e]
+                rstd = torch.rsqrt(xc.pow(2).mean(-1, keepdim=True) + eps)
+                xn = xc * rstd
+                xg = xn if norm_weight is None else xn * norm_weight
+                q = torch.addmm(bias, xg, weight.t()).mul_(scale)  # (n, D)
+                qh = q.view(n, heads, head_dim).transpose(0, 1)  # (H, n, d)
+                probs = probs_buf[:heads * n * num_k].view(heads, n, num_k)
+                torch.bmm(qh, kt[i], out=probs)
+                torch.ops.aten._softmax.out(probs, -1, False, out=probs)
+                g_c = grad_out[i, s:e]
+                grad_v[i].addmm_(probs.sum(0).t(), g_c, alpha=1.0 / heads)
+                # d out / d probs_h = (g @ v^T) / H for every head; softmax backward per head, in place
+                grad_p = torch.mm(g_c, v[i].t()).mul_(1.0 / heads)  # (n, Nk)
+                tmp = tmp_buf[:heads * n * num_k].view(heads, n, num_k)
+                torch.mul(probs, grad_p, out=tmp)
+                dot = tmp.sum(-1, keepdim=True)
+                torch.sub(grad_p, dot, out=tmp)
+                grad_logits = probs.mul_(tmp)
+                grad_k[i].baddbmm_(grad_logits.transpose(1, 2), qh)
+                grad_q = torch.bmm(grad_logits, k[i]).transpose(0, 1).reshape(n, dim).mul_(scale)  # (n, D)
+                grad_w.addmm_(grad_q.t(), xg)
+                grad_b += grad_q.sum(0)
+                if need_x or need_g:
+                    grad_xg = torch.mm(grad_q, weight)
+                    if norm_weight is not None:
+                        grad_g += (grad_xg * xn).sum(0)
+                        grad_xg.mul_(norm_weight)
+                    if need_x:  # RMSNorm: dx = rstd * (g - xn * mean(g * xn))
+                        mean_gx = (grad_xg * xn).mean(-1, keepdim=True)
+                        grad_x[i, s:e] = rstd * (grad_xg - xn * mean_gx)
+        return (grad_x, grad_w if need_w else None, grad_b if need_b else None, grad_g if need_g else None,
+                grad_k if need_k else None, grad_v if need_v else None, None, None, None)
+
+
 def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: Optional[str] = None,
                        chunk_elements: Optional[int] = None, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``mean_h softmax(q_h k_h^T) @ v``.
@@ -333,6 +417,13 @@ class HeadAveragedCrossAttention(nn.Module):
         k = self.project_keys(key)
         if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad
                                         or any(p.requires_grad for p in self.parameters())):
+            if (attn_bias is None and query.device.type == 'cpu' and not torch.is_autocast_enabled('cpu')
+                    and query.dtype in (torch.float32, torch.float64)
+                    and all(t.dtype == query.dtype for t in (k, value, *self.parameters()))):
+                weight, bias = self._projection(0)
+                chunk = _chunk_len(1, self.num_heads, query.shape[1], k.shape[2], self.chunk_elements)
+                return _LeanProjectedAttention.apply(query, weight, bias, self.norm_q.weight, k, value,
+                                                     self.num_heads, self.norm_q.eps, chunk)
             return averaged_attention(self.project_queries(query), k, value, impl='lean',
                                       chunk_elements=self.chunk_elements, bias=attn_bias)
         if _fused_ok(query, key, value) and all(p.dtype == query.dtype for p in self.parameters()):
@@ -369,7 +460,9 @@ class CrossAttentionBlock(nn.Module):
 
     @staticmethod
     def tokens(x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, H*W, C)`` (a view when possible)."""
+        """``(B, C, H, W) -> (B, H*W, C)``: a view for NCHW and for channels-last maps (then contiguous tokens)."""
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            return x.permute(0, 2, 3, 1).flatten(1, 2)
         return x.flatten(2).transpose(1, 2)
 
     def attention_weights(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:

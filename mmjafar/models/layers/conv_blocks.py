@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .fused_encoder import fusable, fused_run_layers
+from .fused_encoder import fusable, fused_run_layers, norm_act_conv, norm_act_conv_fusable
 
 
 class ResBlock(nn.Module):
@@ -111,6 +111,15 @@ def _norm_act_conv(x: torch.Tensor, norm: nn.Module, conv: nn.Module) -> torch.T
     return conv(F.silu(norm(x)))
 
 
+def _low_memory_norm_act_conv(x: torch.Tensor, norm: nn.Module, conv: nn.Module) -> torch.Tensor:
+    """``conv(silu(norm(x)))`` keeping only ``x`` for the backward pass: the fused autograd function for 1x1
+    convolutions on CPU (no full-size intermediate maps in its backward either), activation checkpointing
+    otherwise."""
+    if norm_act_conv_fusable(x, norm, conv):
+        return norm_act_conv(x, norm, conv)
+    return _checkpoint(_norm_act_conv, x, norm, conv)
+
+
 def _norm_act_pool(x: torch.Tensor, norm: nn.Module, sizes) -> Tuple[torch.Tensor, ...]:
     h = F.silu(norm(x))
     return tuple(h if tuple(h.shape[-2:]) == tuple(size) else F.adaptive_avg_pool2d(h, size) for size in sizes)
@@ -123,14 +132,15 @@ def _checkpoint(fn, *args):
 def run_layers(layers, x: torch.Tensor, low_memory: bool = False) -> torch.Tensor:
     """Apply ``layers`` in order; with ``low_memory`` (training), every ``norm -> SiLU -> conv`` group of a
     :class:`ResBlock` keeps only its input for the backward pass and recomputes the rest (activation
-    checkpointing at the finest useful grain: two stored maps per block instead of about seven). Without
-    autograd on CPU, pointwise encoders run as chunked fused passes (:mod:`.fused_encoder`)."""
+    checkpointing at the finest useful grain: two stored maps per block instead of about seven; on CPU with 1x1
+    convolutions a fused autograd function whose backward never materialises the group's intermediate maps).
+    Without autograd on CPU, pointwise encoders run as chunked fused passes (:mod:`.fused_encoder`)."""
     if not low_memory and fusable(list(layers), x):
         return fused_run_layers(list(layers), x)
     for layer in layers:
         if low_memory and isinstance(layer, ResBlock):
-            h = _checkpoint(_norm_act_conv, x, layer.norm1, layer.conv1)
-            out = _checkpoint(_norm_act_conv, h, layer.norm2, layer.conv2)
+            h = _low_memory_norm_act_conv(x, layer.norm1, layer.conv1)
+            out = _low_memory_norm_act_conv(h, layer.norm2, layer.conv2)
             x = out + layer.residual(x) if layer.is_residual else out
         else:
             x = layer(x)
@@ -167,7 +177,7 @@ def encode_and_pool_many(encoder: nn.Sequential, x: torch.Tensor, sizes: Sequenc
         out = run_layers([last], x, low_memory)
         return [out if size == full else F.adaptive_avg_pool2d(out, size) for size in sizes]
     if low_memory:
-        h = _checkpoint(_norm_act_conv, x, last.norm1, last.conv1)
+        h = _low_memory_norm_act_conv(x, last.norm1, last.conv1)
         pooled = _checkpoint(_norm_act_pool, h, last.norm2, sizes)
     else:
         branch = (fused_run_layers([last], x, pool_branch=True) if fusable([last], x)

@@ -273,4 +273,112 @@ def fused_run_layers(layers: Sequence[nn.Module], x: torch.Tensor, pool_branch: 
     return out.as_map()
 
 
-__all__ = ['fusable', 'fused_run_layers', 'group_norm_scale_shift', 'is_pointwise_conv']
+def _chunk_rows(count: int, channels: int):
+    step = max(1, CHUNK_ELEMENTS // max(1, channels))
+    return [slice(s, min(count, s + step)) for s in range(0, count, step)]
+
+
+def _token_view(x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    t = x.permute(0, 2, 3, 1)
+    return (t if t.is_contiguous() else t.contiguous()).view(b, h * w, c)
+
+
+class _NormActConv(torch.autograd.Function):
+    """``conv(silu(GroupNorm(x)))`` for a 1x1 ``conv``, forward and backward by fused chunked passes.
+
+    Saves only ``x`` and the group statistics (as activation checkpointing of the group would) but its backward
+    never materialises the normalised, activated or convolved maps at full size: the first backward pass
+    recomputes them per chunk, accumulates the weight gradients and the GroupNorm reduction terms and writes
+    ``dL/dx_hat`` into the input-gradient buffer, which the second pass turns into ``dL/dx`` in place.
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, weight, bias, groups, eps):
+        b, c, h, w = x.shape
+        tokens = _token_view(x)
+        acc = _StatsAccumulator(b, c, x.device)
+        rows = _chunk_rows(h * w, max(c, weight.shape[0]))
+        for i in range(b):
+            for r in rows:
+                acc.add(i, tokens[i, r])
+        s1, s2 = acc.result()
+        n = h * w * (c // groups)
+        mean = s1.view(b, groups, -1).sum(-1) / n
+        var = (s2.view(b, groups, -1).sum(-1) / n - mean * mean).clamp_min(0)
+        rstd = torch.rsqrt(var + eps)
+        mean_c, rstd_c = (t.repeat_interleave(c // groups, dim=1) for t in (mean, rstd))  # (B, C) float64
+        scale = (rstd_c * gamma.double()).to(x.dtype)
+        shift = (beta.double() - mean_c * rstd_c * gamma.double()).to(x.dtype)
+        mat = weight.view(weight.shape[0], c).t()
+        out = x.new_empty(b, h * w, weight.shape[0])
+        for i in range(b):
+            for r in rows:
+                a = torch.addcmul(shift[i], tokens[i, r], scale[i])
+                torch.mm(F.silu(a, inplace=True), mat, out=out[i, r])
+                if bias is not None:
+                    out[i, r] += bias
+        ctx.save_for_backward(x, gamma, beta, weight, bias, mean_c.to(x.dtype), rstd_c.to(x.dtype),
+                              scale, shift)
+        ctx.groups = groups
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, gamma, beta, weight, bias, mean_c, rstd_c, scale, shift = ctx.saved_tensors
+        groups = ctx.groups
+        b, c, h, w = x.shape
+        tokens, gy = _token_view(x), _token_view(grad)
+        mat = weight.view(weight.shape[0], c)  # (Cout, Cin)
+        rows = _chunk_rows(h * w, max(c, weight.shape[0]))
+        grad_x = x.new_empty(b, h * w, c)
+        grad_w = torch.zeros_like(mat)
+        grad_bias = None if bias is None else torch.zeros_like(bias)
+        grad_gamma, grad_beta = torch.zeros_like(gamma), torch.zeros_like(beta)
+        sum_g = torch.zeros(b, c, dtype=torch.float64, device=x.device)  # sums of dL/dx_hat
+        sum_gx = torch.zeros(b, c, dtype=torch.float64, device=x.device)  # sums of dL/dx_hat * x_hat
+        for i in range(b):
+            for r in rows:
+                xhat = (tokens[i, r] - mean_c[i]).mul_(rstd_c[i])
+                a = torch.addcmul(shift[i], tokens[i, r], scale[i])
+                sig = torch.sigmoid(a)
+                g_c = gy[i, r]
+                grad_w.addmm_(g_c.t(), a * sig)
+                if grad_bias is not None:
+                    grad_bias += g_c.sum(0)
+                # silu'(a) = sig * (1 + a * (1 - sig))
+                ga = torch.mm(g_c, mat).mul_(sig.mul_(a.mul_(1 - sig).add_(1)))
+                grad_gamma += (ga * xhat).sum(0)
+                grad_beta += ga.sum(0)
+                gxhat = ga.mul_(gamma)
+                sum_g[i] += gxhat.sum(0)
+                sum_gx[i] += (gxhat * xhat).sum(0)
+                grad_x[i, r] = gxhat
+        n = h * w * (c // groups)
+        m1 = (sum_g.view(b, groups, -1).sum(-1) / n).repeat_interleave(c // groups, dim=1).to(x.dtype)
+        m2 = (sum_gx.view(b, groups, -1).sum(-1) / n).repeat_interleave(c // groups, dim=1).to(x.dtype)
+        for i in range(b):  # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) per group
+            for r in rows:
+                xhat = (tokens[i, r] - mean_c[i]).mul_(rstd_c[i])
+                gx = grad_x[i, r]
+                gx.sub_(m1[i]).sub_(xhat.mul_(m2[i])).mul_(rstd_c[i])
+        return (grad_x.view(b, h, w, c).permute(0, 3, 1, 2), grad_gamma, grad_beta,
+                grad_w.view_as(weight), grad_bias, None, None)
+
+
+def norm_act_conv_fusable(x: torch.Tensor, norm: nn.Module, conv: nn.Module) -> bool:
+    """Whether :func:`norm_act_conv` applies (CPU float32/float64 without autocast, affine GroupNorm, 1x1 conv)."""
+    return (ENABLED and x.dim() == 4 and x.device.type == 'cpu' and x.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled('cpu') and isinstance(norm, nn.GroupNorm) and norm.affine
+            and is_pointwise_conv(conv) and all(p.dtype == x.dtype for p in (*norm.parameters(),
+                                                                             *conv.parameters())))
+
+
+def norm_act_conv(x: torch.Tensor, norm: nn.GroupNorm, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(silu(norm(x)))`` with autograd, by :class:`_NormActConv` (requires :func:`norm_act_conv_fusable`);
+    returns a channels-last map."""
+    return _NormActConv.apply(x, norm.weight, norm.bias, conv.weight, conv.bias, norm.num_groups, norm.eps)
+
+
+__all__ = ['fusable', 'fused_run_layers', 'group_norm_scale_shift', 'is_pointwise_conv', 'norm_act_conv',
+           'norm_act_conv_fusable']
