@@ -44,26 +44,29 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON_BIN" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# --no-compile: no byte-compiling of the thousands of modules of torch and its CUDA libraries' wrappers at
+# install time; Python compiles the modules it imports on first use
+INSTALL=(install --no-compile)
 export PIP_PROGRESS_BAR=off
 
 # Pin torch explicitly: a looser request would pick the local torch 2.13.0+cpu wheel from find-links,
 # which PyPI's torchvision cannot load ("operator torchvision::nms does not exist").
 log "build tools, torch and the demo's packages"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" -r "$REQ/build.txt"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" torch torchvision -r "$REQ/runtime.txt" -r "$REQ/demo.txt"
+"${PIP[@]}" "${INSTALL[@]}" -q -c "$CONSTRAINTS" -r "$REQ/build.txt"
+"${PIP[@]}" "${INSTALL[@]}" -q -c "$CONSTRAINTS" torch torchvision -r "$REQ/runtime.txt" -r "$REQ/demo.txt"
 
 if [[ "$MODE" == full ]]; then
     if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops" >/dev/null 2>&1; then
         # mmcv 2.1.0 has no wheels on PyPI: compile it with its CPU ops against the torch above.
         log "compiling mmcv 2.1.0 with CPU ops (about 20 min the first time; cached by pip afterwards)"
         MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-            "${PIP[@]}" install -c "$CONSTRAINTS" --no-build-isolation mmcv
+            "${PIP[@]}" "${INSTALL[@]}" -c "$CONSTRAINTS" --no-build-isolation mmcv
     fi
     log "OpenMMLab packages, nuscenes-devkit, test tools"
-    "${PIP[@]}" install -q -c "$CONSTRAINTS" -r "$REQ/mm.txt" -r "$REQ/tests.txt"
+    "${PIP[@]}" "${INSTALL[@]}" -q -c "$CONSTRAINTS" -r "$REQ/mm.txt" -r "$REQ/tests.txt"
 fi
 log "mmjafar (editable)"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" --no-deps --no-build-isolation -e "$ROOT"
+"${PIP[@]}" "${INSTALL[@]}" -q -c "$CONSTRAINTS" --no-deps --no-build-isolation -e "$ROOT"
 
 # Fail here, not in the demo or the tests, when the stack does not import.
 if [[ "$MODE" == full ]]; then
