@@ -39,12 +39,92 @@ def channel_residual(shortcut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return shortcut + x
 
 
+def _check(weights: torch.Tensor, value: torch.Tensor, offsets: List[Tuple[int, int]]) -> Tuple[int, int]:
+    """``(scale, pad)`` of a call, or a one-line error for inconsistent shapes."""
+    h, w = value.shape[-2:]
+    big_h, big_w = weights.shape[-2:]
+    scale = big_h // h
+    if scale * h != big_h or scale * w != big_w or weights.shape[1] != len(offsets):
+        raise ValueError(f'local_attend: weights {tuple(weights.shape)} must have {len(offsets)} channels and a grid '
+                         f'one integer multiple of the value grid {(h, w)}')
+    return scale, max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+
+
+def _taps(value: torch.Tensor, offsets: List[Tuple[int, int]], pad: int) -> Tuple[torch.Tensor, List]:
+    """The edge-replicated value and its ``D`` shifted ``(B, C, h, w)`` views (one per offset)."""
+    h, w = value.shape[-2:]
+    padded = F.pad(value, (pad, pad, pad, pad), mode='replicate')
+    return padded, [(slice(pad + dy, pad + dy + h), slice(pad + dx, pad + dx + w)) for dy, dx in offsets]
+
+
+def _phases(weights: torch.Tensor, scale: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, D, s*h, s*w) -> (s, s, B, D, h, w)``: the weights of each sub-pixel phase as contiguous maps."""
+    batch, taps, big_h, big_w = weights.shape
+    phases = weights.to(dtype).reshape(batch, taps, big_h // scale, scale, big_w // scale, scale)
+    return phases.permute(3, 5, 0, 1, 2, 4).contiguous()
+
+
+def _attend(weights: torch.Tensor, value: torch.Tensor, offsets: List[Tuple[int, int]]) -> torch.Tensor:
+    scale, pad = _check(weights, value, offsets)
+    batch, channels, h, w = value.shape
+    padded, windows = _taps(value, offsets, pad)
+    phases = _phases(weights, scale, value.dtype)
+    out = value.new_empty(batch, channels, h, scale, w, scale)
+    for i in range(scale):
+        for j in range(scale):
+            acc = value.new_zeros(batch, channels, h, w)
+            for d, (rows, cols) in enumerate(windows):
+                acc.addcmul_(padded[:, :, rows, cols], phases[i, j, :, d:d + 1])
+            out[:, :, :, i, :, j] = acc
+    return out.reshape(batch, channels, h * scale, w * scale)
+
+
+class _LocalAttend(torch.autograd.Function):
+    """:func:`local_attend` with a hand-written backward: autograd's own would allocate a zero-filled gradient of
+    the whole padded value (and of all weights) for every tap and phase slice."""
+
+    @staticmethod
+    def forward(ctx, weights, value, offsets):
+        ctx.save_for_backward(weights, value)
+        ctx.offsets = offsets
+        return _attend(weights, value, offsets)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        weights, value = ctx.saved_tensors
+        offsets = ctx.offsets
+        scale, pad = _check(weights, value, offsets)
+        batch, channels, h, w = value.shape
+        padded, windows = _taps(value, offsets, pad)
+        phases = _phases(weights, scale, value.dtype)
+        grad = grad_out.to(value.dtype).reshape(batch, channels, h, scale, w, scale)
+        want_w, want_v = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_phases = phases.new_empty(phases.shape) if want_w else None
+        grad_padded = torch.zeros_like(padded) if want_v else None
+        for i in range(scale):
+            for j in range(scale):
+                g = grad[:, :, :, i, :, j].contiguous()
+                for d, (rows, cols) in enumerate(windows):
+                    if want_w:
+                        grad_phases[i, j, :, d] = (g * padded[:, :, rows, cols]).sum(1)
+                    if want_v:
+                        grad_padded[:, :, rows, cols].addcmul_(g, phases[i, j, :, d:d + 1])
+        grad_weights = grad_value = None
+        if want_w:
+            grad_weights = grad_phases.permute(2, 3, 4, 0, 5, 1).reshape(weights.shape).to(weights.dtype)
+        if want_v:
+            grad_value = torch.ops.aten.replication_pad2d_backward(grad_padded, value, [pad] * 4)
+        return grad_weights, grad_value, None
+
+
 def local_attend(weights: torch.Tensor, value: torch.Tensor, offsets: List[Tuple[int, int]]) -> torch.Tensor:
     """Weighted sum over a neighbourhood of the coarse ``value`` map, for every pixel of the finer grid.
 
     Computed per sub-pixel phase ``(i, j)`` of the ``s x s`` block above each coarse pixel: a ``(B, C, h, w)``
     accumulator receives the ``D`` shifted value maps one after another (contiguous inner loops, no ``D``-fold
-    stack), then fills its phase of the output.
+    stack), then fills its phase of the output. The backward pass is computed the same way (custom autograd
+    function; first-order gradients only).
 
     Args:
         weights: ``(B, D, H, W)`` attention weights (already normalised), ``D = len(offsets)``.
@@ -54,26 +134,9 @@ def local_attend(weights: torch.Tensor, value: torch.Tensor, offsets: List[Tuple
     Returns:
         ``(B, C, H, W)``.
     """
-    batch, channels, h, w = value.shape
-    big_h, big_w = weights.shape[-2:]
-    scale = big_h // h
-    if scale * h != big_h or scale * w != big_w or weights.shape[1] != len(offsets):
-        raise ValueError(f'local_attend: weights {tuple(weights.shape)} must have {len(offsets)} channels and a grid '
-                         f'one integer multiple of the value grid {(h, w)}')
-    pad = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    padded = F.pad(value, (pad, pad, pad, pad), mode='replicate')
-    shifted = [padded[:, :, pad + dy:pad + dy + h, pad + dx:pad + dx + w] for dy, dx in offsets]
-    # (s, s, B, D, h, w): the weights of each phase as contiguous maps
-    phases = weights.to(value.dtype).reshape(batch, len(offsets), h, scale, w, scale).permute(3, 5, 0, 1, 2, 4)
-    phases = phases.contiguous()
-    out = value.new_empty(batch, channels, h, scale, w, scale)
-    for i in range(scale):
-        for j in range(scale):
-            acc = value.new_zeros(batch, channels, h, w)
-            for d, tap in enumerate(shifted):
-                acc.addcmul_(tap, phases[i, j, :, d:d + 1])
-            out[:, :, :, i, :, j] = acc
-    return out.reshape(batch, channels, big_h, big_w)
+    if torch.is_grad_enabled() and (weights.requires_grad or value.requires_grad):
+        return _LocalAttend.apply(weights, value, list(offsets))
+    return _attend(weights, value, offsets)
 
 
 class LocalAttender(nn.Module):
