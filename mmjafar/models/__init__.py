@@ -10,4 +10,5 @@ except ImportError:
     mmseg = None
 if mmseg is not None:
     from .heads import *  # noqa: F401,F403
+    from .necks.guided_multilevel_neck import GuidedMultiLevelNeck  # noqa: F401
     from .segmentors import *  # noqa: F401,F403

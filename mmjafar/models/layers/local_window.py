@@ -55,7 +55,7 @@ def _interleave(phases: List[torch.Tensor], scale: int) -> torch.Tensor:
     if scale == 1:
         return phases[0]
     b, c, h, w = phases[0].shape
-    return F.pixel_shuffle(torch.stack(phases, dim=2).view(b, c * scale * scale, h, w), scale)
+    return F.pixel_shuffle(torch.stack(phases, dim=2).reshape(b, c * scale * scale, h, w), scale)
 
 
 def local_similarity(query: torch.Tensor, key: torch.Tensor, kernel_size: int,

@@ -1,5 +1,6 @@
 """Numbered x2 stages (``up1``, ``up2``, ...), the layout of FeatUp's stacked upsamplers and their checkpoints."""
-from typing import Callable, List, Optional
+import math
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,20 +23,29 @@ def get_stages(module: nn.Module) -> List[nn.Module]:
     return stages
 
 
-def run_stages(module: nn.Module, features: torch.Tensor,
-               guidance: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+def run_stages(module: nn.Module, features: torch.Tensor, guidance: Optional[torch.Tensor] = None,
+               output_size: Optional[Sequence[int]] = None) -> List[torch.Tensor]:
     """Apply ``up1, up2, ...`` of ``module`` in turn; returns every stage's output (the last one is the result).
 
     Unguided stages are called as ``stage(features)``; guided ones as ``stage(features, pooled)`` where
     ``pooled`` is ``guidance`` brought to twice the current grid by ``adaptive_avg_pool2d`` (FeatUp's rule,
-    which also enlarges a guidance image smaller than that grid).
+    which also enlarges a guidance image smaller than that grid). With ``output_size``, the stages stop once the
+    grid covers it on both axes: further x2 stages would only be shrunk again by the final resize (a x4 neck
+    level runs two stages of a four-stage module).
     """
     outs = []
     for stage in get_stages(module):
+        h, w = features.shape[-2:]
+        if outs and output_size is not None and h >= output_size[0] and w >= output_size[1]:
+            break
         if guidance is None:
             features = stage(features)
         else:
-            h, w = features.shape[-2:]
             features = stage(features, F.adaptive_avg_pool2d(guidance, (2 * h, 2 * w)))
         outs.append(features)
     return outs
+
+
+def stages_for(ratio: float) -> int:
+    """Number of x2 stages that cover an up-scale of ``ratio`` (at least one)."""
+    return max(1, math.ceil(math.log2(ratio) - 1e-9)) if ratio > 1 else 1

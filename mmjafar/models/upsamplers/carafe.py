@@ -108,6 +108,7 @@ class CARAFE(BaseUpsampler):
 
     uses_image = False
     channels_arg = 'channels'
+    stages_arg = 'num_stages'
 
     def __init__(self, channels: int = 384, num_stages: int = 4, up_kernel: int = 5, up_group: int = 1,
                  encoder_kernel: int = 3, encoder_dilation: int = 1, compressed_channels: int = 64,
@@ -125,7 +126,7 @@ class CARAFE(BaseUpsampler):
 
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:
-        return resize_features(run_stages(self, features)[-1], output_size)
+        return resize_features(run_stages(self, features, output_size=output_size)[-1], output_size)
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)

@@ -125,6 +125,7 @@ class DySample(BaseUpsampler):
 
     uses_image = False
     channels_arg = 'channels'
+    stages_arg = 'num_stages'
 
     def __init__(self, channels: int = 384, num_stages: int = 4, style: str = 'lp', groups: int = 4,
                  dyscope: bool = False, output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None,
@@ -140,7 +141,7 @@ class DySample(BaseUpsampler):
 
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:
-        return resize_features(run_stages(self, features)[-1], output_size)
+        return resize_features(run_stages(self, features, output_size=output_size)[-1], output_size)
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)

@@ -96,6 +96,7 @@ class JBUStack(BaseUpsampler):
     Args:
         feat_dim: feature channels (384 for ViT-S).
         feature_norm: apply a LayerNorm over channels to the features before the stack (FeatUp hub model).
+        num_stages: x2 stages (4, FeatUp's x16 and its checkpoints; necks build fewer for smaller up-scales).
         output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`; without an
             ``output_size`` the output has the image's size.
 
@@ -108,32 +109,35 @@ class JBUStack(BaseUpsampler):
 
     channels_arg = 'feat_dim'
     checkpoint_ignored_prefixes = ('model.', 'downsampler.', 'scale_net.')
-    num_stages = 4
+    stages_arg = 'num_stages'
 
-    def __init__(self, feat_dim: int = 384, feature_norm: bool = False, output_size: Optional[SizeLike] = None,
+    def __init__(self, feat_dim: int = 384, feature_norm: bool = False, num_stages: int = 4,
+                 output_size: Optional[SizeLike] = None,
                  scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,
                  init_cfg=None) -> None:
         super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
                          check_inputs=check_inputs, init_cfg=init_cfg)
         self.feat_dim = feat_dim
         self.feature_norm = ChannelNorm(feat_dim) if feature_norm else None
-        add_stages(self, self.num_stages, JBUStage)
+        self.num_stages = num_stages
+        add_stages(self, num_stages, JBUStage)
         self.fixup_proj = nn.Sequential(nn.Dropout2d(0.2), nn.Conv2d(feat_dim, feat_dim, kernel_size=1))
 
     @property
     def in_channels(self) -> int:
         return self.feat_dim
 
-    def forward_stack(self, image: torch.Tensor, features: torch.Tensor, return_stages: bool = False):
+    def forward_stack(self, image: torch.Tensor, features: torch.Tensor, return_stages: bool = False,
+                      output_size: Optional[Tuple[int, int]] = None):
         """The official x16 output (after the optional feature norm); with ``return_stages`` also the list of
-        the outputs of every stage."""
+        the outputs of every stage. With ``output_size``, stages stop once the grid covers it."""
         source = features if self.feature_norm is None else self.feature_norm(features)
-        outs = run_stages(self, source, image)
+        outs = run_stages(self, source, image, output_size)
         out = outs[-1] + 0.1 * self.fixup_proj(outs[-1])
         return (out, outs) if return_stages else out
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        return resize_features(self.forward_stack(image, features), output_size)
+        return resize_features(self.forward_stack(image, features, output_size=output_size), output_size)
 
     # ------------------------------------------------------------------ checkpoints
     def _adapt_checkpoint(self, state_dict: Dict, prefix: str, *args) -> None:

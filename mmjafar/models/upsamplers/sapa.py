@@ -78,6 +78,7 @@ class SAPA(BaseUpsampler):
     """
 
     channels_arg = 'channels'
+    stages_arg = 'num_stages'
 
     def __init__(self, channels: int = 384, num_stages: int = 4, kernel_size: int = 5, embedding_dim: int = 64,
                  output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None, frozen: bool = False,
@@ -92,7 +93,7 @@ class SAPA(BaseUpsampler):
         return self.channels
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        return resize_features(run_stages(self, features, image)[-1], output_size)
+        return resize_features(run_stages(self, features, image, output_size)[-1], output_size)
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
