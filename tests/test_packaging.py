@@ -34,7 +34,8 @@ CHECK = textwrap.dedent("""\
     demo = Config.fromfile('mmjafar::pretrain/jafar_demo.py')
     user = Config.fromfile(sys.argv[1])
     root = os.path.join(os.path.dirname(mmjafar.__file__), '.mim', 'configs')
-    files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+                   if '__pycache__' not in d)
     print(json.dumps(dict(file=mmjafar.__file__, modules=names, demo=demo.filename, demo_iters=demo.max_iters,
                           user_iters=user.train_cfg.max_iters, user_model=user.model.type, configs=files)))
     """)
