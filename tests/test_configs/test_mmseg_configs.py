@@ -6,7 +6,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmseg.registry import MODELS
 
 import mmjafar  # noqa: F401
 from mmjafar.evaluation.segmentor_cost import build_segmentor
@@ -19,8 +18,8 @@ EXPECTED = {
                                                         'naf'),
     'fpn_r50_{}_4xb4-160k_ade20k-512x512.py': ('bilinear', 'jafar', 'carafe'),
 }
-UPSAMPLER_TYPES = {'bilinear': 'Bilinear', 'carafe': 'CARAFE', 'sapa': 'SAPA', 'dysample': 'DySample', 'jbu': 'JBUStack',
-                   'jafar': 'JAFAR', 'naf': 'NAF', 'anyup': 'AnyUp'}
+UPSAMPLER_TYPES = {'bilinear': 'Bilinear', 'carafe': 'CARAFE', 'sapa': 'SAPA', 'dysample': 'DySample',
+                   'jbu': 'JBUStack', 'jafar': 'JAFAR', 'naf': 'NAF', 'anyup': 'AnyUp'}
 
 
 def test_every_expected_config_exists():

@@ -13,7 +13,8 @@ _base_ = ['{base}']
 crop = {crop}
 data_root = '{root}'
 model = dict(data_preprocessor=dict(size=(crop, crop)), pretrained=None, backbone=dict(init_cfg=None{backbone}){model})
-load, resize = dict(type='LoadAnnotations', reduce_zero_label=True), dict(type='Resize', scale=(crop, crop), keep_ratio=False)
+load = dict(type='LoadAnnotations', reduce_zero_label=True)
+resize = dict(type='Resize', scale=(crop, crop), keep_ratio=False)
 train_pipe = [dict(type='LoadImageFromFile'), load, resize, dict(type='PackSegInputs')]
 val_pipe = [dict(type='LoadImageFromFile'), resize, load, dict(type='PackSegInputs')]  # labels at their own size
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, sampler=dict(shuffle=False),

@@ -11,7 +11,8 @@ from .window_attention import WindowedCrossAttentionBlock, ratio_window_bias, wi
 
 __all__ = [
     'ATTN_IMPLS', 'CrossAttentionBlock', 'HeadAveragedCrossAttention', 'averaged_attention', 'ResBlock',
-    'encode_and_pool', 'encode_and_pool_many', 'make_encoder', 'RoPE2d', 'apply_rope_2d', 'rope_angles', 'SFTModulation',
+    'encode_and_pool', 'encode_and_pool_many', 'make_encoder', 'RoPE2d', 'apply_rope_2d', 'rope_angles',
+    'SFTModulation',
     'attention_probs', 'AxialRoPE2d', 'LearnedFeatureUnification', 'gaussian_derivative_basis',
     'neighborhood_attention_2d', 'neighborhood_bias', 'neighborhood_indices', 'rope_rotate',
     'WindowedCrossAttentionBlock', 'ratio_window_bias', 'windowed_attention'

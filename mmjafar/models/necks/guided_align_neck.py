@@ -1,5 +1,5 @@
 """Bring the coarse levels of a hierarchical backbone to one level's grid with a registered upsampler."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import torch
 from mmengine.model import BaseModule

@@ -96,4 +96,3 @@ class GuidedMultiLevelNeck(MultiLevelNeck):
                 x = F.interpolate(x, scale_factor=self.scales[i], mode='bilinear', align_corners=False)
             outs.append(self.convs[i](x))
         return GuidedFeatures(outs, image=image)
-
