@@ -96,8 +96,9 @@ def test_segmentor_base_with_a_trivial_view_transform():
 
 @pytest.mark.parametrize('variant', ['lowres', 'bilinear', 'featup', 'jafar'])
 def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path, monkeypatch):
-    """One training iteration and one validation pass of each upsampler variant on the synthetic tree (tiny random
-    ViT, random upsampler weights, 28x60 images), through ``tools/train.py``'s ``main()``."""
+    """A few training steps on a fixed sample (the loss must go down) and one validation pass of each upsampler
+    variant on the synthetic tree (tiny random ViT, random upsampler weights, 28x60 images), through
+    ``tools/train.py``'s ``main()``."""
     train_and_validate_synthetic('simplebev', variant, bev_synthetic_root, tmp_path, monkeypatch, SMALL_IMAGES)
 
 
