@@ -328,7 +328,7 @@ def test_segmentor_rejects_mismatched_widths():
 # ------------------------------------------------------------------------------------ tools/train.py, 4 variants
 @pytest.mark.parametrize('variant', ['lowres', 'bilinear', 'featup', 'jafar'])
 def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path, monkeypatch):
-    """A few training steps on a fixed sample (the loss must go down) and one validation pass of each upsampler variant on the synthetic tree (tiny random
-    ViT, no upsampler weights), through ``tools/train.py``'s ``main()``."""
+    """A few training steps on a fixed sample (the loss must go down) and one validation pass of each upsampler
+    variant on the synthetic tree (tiny random ViT, no upsampler weights), through ``tools/train.py``'s ``main()``."""
     train_and_validate_synthetic('bevformer', variant, bev_synthetic_root, tmp_path, monkeypatch,
                                  ('model.view_transform.num_layers=1', ))
