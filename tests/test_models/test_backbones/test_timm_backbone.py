@@ -141,3 +141,15 @@ def test_timmvit_is_the_same_adapter():
     assert MODELS.get('TimmViT') is TimmViT and MODELS.get('TimmBackbone') is TimmBackbone
     with pytest.raises(ValueError, match='out of range for 2 blocks'):
         build('vit_small_patch16_dinov3.lvd1689m', dict(depth=2), out_indices=(2, ))
+
+
+def test_convnext_pyramid_through_align_neck_with_uplift():
+    """ConvNeXt DINOv3 levels (channels and strides from the backbone) brought to stride 4 by UPLiFT."""
+    torch.manual_seed(0)
+    net = build(CONVNEXT, TINY_CONVNEXT, out_indices=(0, 1, 2, 3))
+    neck = MODELS.build(dict(type='GuidedAlignNeck', in_channels=net.out_channels, in_strides=net.out_strides,
+                             upsampler=dict(type='UPLiFT', arch='dinov3-splus16'))).eval()
+    with torch.no_grad():
+        outs = neck(net(torch.randn(1, 3, 64, 64)))
+    assert [tuple(o.shape[1:]) for o in outs] == [(c, 16, 16) for c in net.out_channels]
+    assert all(torch.isfinite(o).all() for o in outs)
