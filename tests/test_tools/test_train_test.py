@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from mmjafar.engine import runner_checkpoint_loading
 from mmjafar.testing import make_ade20k
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,6 +35,13 @@ train_cfg = dict(max_epochs=1, val_interval=1)
 param_scheduler = []
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, save_best=None))
 env_cfg = dict(mp_cfg=dict(mp_start_method='fork'))
+"""
+# three epochs of 2 iterations with a cosine schedule, a checkpoint every epoch, no validation, a fixed seed
+RESUME_SCHEDULE = """
+train_cfg = dict(max_epochs=3, val_interval=100)
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=3, by_epoch=True, begin=0, end=3)]
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3, save_best=None))
+randomness = dict(seed=0)
 """
 NECKS = {
     'jafar': ('configs/linear_probe/jafar_vit-s14-dinov2_1xb4-20e_ade20k-448x448.py',
@@ -71,9 +79,53 @@ def test_train_then_test_reports_miou(ade_root, tmp_path, method):
          '--out', str(out)], cwd=str(tmp_path))
     metrics = json.loads(out.read_text())
     assert 0.0 <= metrics['mIoU'] <= 100.0 and 'aAcc' in metrics
-    # resuming from the work dir continues after the finished epoch instead of starting over
-    log = run([os.path.join(REPO, 'tools/train.py'), str(cfg), '--work-dir', str(work), '--resume'], cwd=str(tmp_path))
-    assert 'resumed epoch: 1' in log
+
+
+def _state(path):
+    """Weights, optimizer state, scheduler state and loop position of a Runner checkpoint."""
+    with runner_checkpoint_loading():
+        ckpt = torch.load(path, map_location='cpu')
+    return ckpt['state_dict'], ckpt['optimizer'], ckpt['param_schedulers'], (ckpt['meta']['epoch'],
+                                                                            ckpt['meta']['iter'])
+
+
+def _assert_same(a, b, where=''):
+    """Bitwise equality of nested checkpoint entries."""
+    if torch.is_tensor(a):
+        assert torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f'{where}.{key}')
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f'{where}[{i}]')
+    else:
+        assert a == b, (where, a, b)
+
+
+@pytest.mark.slow
+def test_resume_is_bitwise_equal_to_an_uninterrupted_run(ade_root, tmp_path):
+    """Stopped after epoch 1 and resumed with --resume, training ends with exactly the weights, AdamW moments,
+    cosine-schedule state and iteration count of a run that was never interrupted."""
+    base, neck = NECKS['jafar']
+    cfg = tmp_path / 'tiny_resume.py'
+    cfg.write_text(TINY.format(base=os.path.join(REPO, base), root=ade_root, neck=neck) + RESUME_SCHEDULE)
+    train = os.path.join(REPO, 'tools/train.py')
+    run([train, str(cfg), '--work-dir', str(tmp_path / 'straight')], cwd=str(tmp_path))
+    run([train, str(cfg), '--work-dir', str(tmp_path / 'split'), '--cfg-options', 'train_cfg.max_epochs=1'],
+        cwd=str(tmp_path))
+    log = run([train, str(cfg), '--work-dir', str(tmp_path / 'split'), '--resume'], cwd=str(tmp_path))
+    assert 'resumed epoch: 1, iter: 2' in log
+    straight, split = _state(tmp_path / 'straight' / 'epoch_3.pth'), _state(tmp_path / 'split' / 'epoch_3.pth')
+    assert straight[3] == split[3] == (3, 6)
+    weights = straight[0]
+    assert weights and any(k.startswith('decode_head.') for k in weights)
+    _assert_same(straight, split)
+    # the comparison has teeth: the interrupted run's epoch-1 weights differ from the final ones
+    first = _state(tmp_path / 'split' / 'epoch_1.pth')[0]
+    assert any(not torch.equal(first[k], weights[k]) for k in weights if k.startswith('decode_head.'))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only refusal')
