@@ -32,8 +32,8 @@ def parse_args(argv=None):
     p.add_argument('--methods', default='all',
                    help='comma-separated registry names (default: all registered upsamplers); JAFAR gets a lean '
                         'and a naive row')
-    p.add_argument('--sizes', default=None, help='output sizes (square); default 56,112,224,448 on CPU, 448,896 on '
-                                               'CUDA')
+    p.add_argument('--sizes', default=None,
+                   help='output sizes (square); default 56,112,224,448 on CPU, 448,896 on CUDA')
     p.add_argument('--passes', default='fwd,fwd+bwd', help="fwd, fwd+bwd, or both (fwd,fwd+bwd or 'both')")
     p.add_argument('--image-size', type=int, default=448)
     p.add_argument('--feat-size', type=int, default=32)
