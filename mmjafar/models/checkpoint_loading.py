@@ -181,12 +181,13 @@ class StrictPretrainedMixin:
     entries of an ``init_cfg`` list run as mmengine runs them, before the checkpoint is loaded.
     """
 
-    def init_weights(self) -> None:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else [self.init_cfg]
+    def _pretrained_cfg(self) -> Optional[Dict]:
+        """The ``Pretrained`` entry of ``init_cfg`` (validated, without ``type``), or None."""
+        init_cfg = getattr(self, 'init_cfg', None)  # plain nn.Module bases (mmseg's MultiLevelNeck) have none
+        cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
         pretrained = [c for c in cfgs if _is_pretrained(c)]
-        if not pretrained or self.is_init:
-            super().init_weights()
-            return
+        if not pretrained:
+            return None
         if len(pretrained) > 1:
             raise ValueError(f'{type(self).__name__}: init_cfg has {len(pretrained)} Pretrained entries; give one')
         cfg = dict(pretrained[0])
@@ -195,6 +196,22 @@ class StrictPretrainedMixin:
         if unknown or 'checkpoint' not in cfg:
             raise ValueError(f"{type(self).__name__}: init_cfg=dict(type='Pretrained', ...) takes checkpoint, "
                              f'prefix, map_location and strict; got {sorted(cfg)}')
+        return cfg
+
+    def load_init_cfg_checkpoint(self) -> None:
+        """Load the ``Pretrained`` entry of ``init_cfg`` strictly, if there is one. For subclasses whose own
+        ``init_weights`` does not reach this mixin's (call it at its end)."""
+        cfg = self._pretrained_cfg()
+        if cfg is not None:
+            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'), strict=cfg.get('strict', True),
+                            map_location=cfg.get('map_location', 'cpu'))
+
+    def init_weights(self) -> None:
+        cfg = self._pretrained_cfg()
+        if cfg is None or self.is_init:
+            super().init_weights()
+            return
+        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else [self.init_cfg]
         others = [c for c in cfgs if c is not None and not _is_pretrained(c)]
         saved = self.init_cfg
         self.init_cfg = others or None

@@ -187,6 +187,21 @@ def test_neck_checkpoint_is_strict(tmp_path):
         neck.init_weights()
 
 
+def test_multilevel_neck_loads_its_upsamplers_strictly(tmp_path):
+    """GuidedAlignNeck keeps its upsamplers in a plain container: their init_cfg checkpoints still load (strictly)."""
+    from mmjafar.models.necks import GuidedAlignNeck
+    path, sd = jafar_file(tmp_path)
+    template = dict(type='JAFAR', qk_dim=32, num_heads=4, init_cfg=pretrained(path))
+    neck = GuidedAlignNeck([8, 8], template, in_strides=[4, 8])
+    neck.init_weights()
+    up, = neck.upsamplers.upsamplers
+    assert all(torch.equal(up.state_dict()[k], v) for k, v in sd.items())
+    partial, _ = jafar_file(tmp_path, 'partial.pth', drop=('sft_key.', ))
+    neck = GuidedAlignNeck([8, 8], dict(template, init_cfg=pretrained(partial)), in_strides=[4, 8])
+    with pytest.raises(ValueError, match=r'JAFAR: checkpoint .*partial.pth.*missing 2 keys: sft_key'):
+        neck.init_weights()
+
+
 @pytest.mark.parametrize('package', [upsamplers, necks], ids=['upsamplers', 'necks'])
 def test_every_upsampler_and_neck_loads_strictly(package):
     """Every registered module defined in the package (mmseg-dependent ones included when mmseg is installed)."""

@@ -6,11 +6,12 @@ from mmengine.model import BaseModule
 
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
+from ..checkpoint_loading import StrictPretrainedMixin
 from .level_upsamplers import LevelUpsamplers, check_levels
 
 
 @MODELS.register_module()
-class GuidedAlignNeck(BaseModule):
+class GuidedAlignNeck(StrictPretrainedMixin, BaseModule):
     """Upsample every level coarser than ``target_level`` to that level's grid, guided by the input image.
 
     For hierarchical backbones (MiT, Swin, ResNet, ConvNeXt, or an FPN's outputs) whose decoders resize the

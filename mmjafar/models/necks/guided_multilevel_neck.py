@@ -9,11 +9,12 @@ from mmseg.models.necks import MultiLevelNeck
 
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
+from ..checkpoint_loading import StrictPretrainedMixin
 from .level_upsamplers import LevelUpsamplers, check_levels
 
 
 @MODELS.register_module()
-class GuidedMultiLevelNeck(MultiLevelNeck):
+class GuidedMultiLevelNeck(StrictPretrainedMixin, MultiLevelNeck):
     """Drop-in for mmseg's ``MultiLevelNeck`` (ViT -> UPerNet) whose up-scales are done by an upsampler.
 
     Same arguments, parameter names and computation as ``MultiLevelNeck`` (1x1 lateral convs, a resize by
@@ -74,6 +75,7 @@ class GuidedMultiLevelNeck(MultiLevelNeck):
                     xavier_init(m, distribution='uniform')
         for up in self.upsamplers.upsamplers:
             up.init_weights()
+        self.load_init_cfg_checkpoint()  # a whole-neck checkpoint of init_cfg, strictly (MultiLevelNeck ignores it)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> GuidedFeatures:
         image = check_levels(type(self).__name__, inputs, self.in_channels)

@@ -67,6 +67,12 @@ class LevelUpsamplers(nn.Module):
         self.upsamplers = nn.ModuleList(ups)
         self.uses_image = any(up.uses_image for up in ups)
 
+    def init_weights(self) -> None:
+        """Initialise (or load the ``init_cfg`` checkpoint of) every upsampler; an ``nn.Module`` child without this
+        method would be skipped by the owning neck's ``BaseModule.init_weights``."""
+        for up in self.upsamplers:
+            up.init_weights()
+
     def forward(self, image: Optional[torch.Tensor], maps: Dict[int, torch.Tensor],
                 sizes: Dict[int, Tuple[int, int]]) -> Dict[int, torch.Tensor]:
         """``{level: (B, C, h, w)}``, ``{level: (H, W)}`` -> ``{level: (B, C, H, W)}``."""
