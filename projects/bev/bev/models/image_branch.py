@@ -78,7 +78,9 @@ class FeatUpJBU(JBUStack):
             raise ValueError(f'FeatUpJBU: num_steps must be in [1, {self.num_stages}], got {num_steps}')
         self.num_steps = num_steps
 
-    def forward_stack(self, image: torch.Tensor, features: torch.Tensor, return_stages: bool = False):
+    def forward_stack(self, image: torch.Tensor, features: torch.Tensor, return_stages: bool = False,
+                      output_size: Optional[SizeLike] = None):
+        # ``output_size`` (JBUStack's early stop) is not needed: ``num_steps`` fixes the stages
         source = features if self.feature_norm is None else self.feature_norm(features)
         outs = []
         for stage in get_stages(self)[:self.num_steps]:
