@@ -160,7 +160,9 @@ def test_featup_jbu_steps():
     two.load_state_dict(full.state_dict())  # all four stages exist: JBUStack checkpoints load strictly
     image, feats = torch.randn(1, 3, 32, 48), torch.randn(1, 8, 2, 3)
     with torch.no_grad():
-        torch.testing.assert_close(four(image, feats, (5, 7)), full(image, feats, (5, 7)))
+        torch.testing.assert_close(four(image, feats, (32, 48)), full(image, feats, (32, 48)))
+        # JBUStack stops once the grid covers the output: at 5x7 that is FeatUp's first two stages
+        torch.testing.assert_close(two(image, feats, (5, 7)), full(image, feats, (5, 7)))
         x = full.up1(feats, F.adaptive_avg_pool2d(image, (4, 6)))
         x = full.up2(x, F.adaptive_avg_pool2d(image, (8, 12)))
         x = x + 0.1 * full.fixup_proj(x)
