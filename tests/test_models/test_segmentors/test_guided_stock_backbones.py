@@ -3,12 +3,11 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 import mmjafar  # noqa: F401
 from mmjafar.structures import GuidedFeatures
+from .test_linear_probe import samples
 
 PRE = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
 JAFAR = dict(type='JAFAR', qk_dim=16, num_heads=2)
@@ -29,26 +28,17 @@ def mmseg_scope():
         yield
 
 
-def samples(batch, size, num_classes=4):
-    out = []
-    for _ in range(batch):
-        s = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size, padding_size=[0, 0, 0, 0]))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, *size)))
-        out.append(s)
-    return out
-
-
 def train_and_predict(model, size=(64, 64)):
     model.test_cfg = ConfigDict(mode='whole')
     torch.manual_seed(0)
     inputs = torch.randn(2, 3, *size)
-    losses = model.loss(inputs, samples(2, size))
+    losses = model.loss(inputs, samples(2, size, num_classes=4))
     loss = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(loss)
     loss.backward()
     model.eval()
     with torch.no_grad():
-        preds = model.predict(inputs, samples(2, size))
+        preds = model.predict(inputs, samples(2, size, num_classes=4))
     assert preds[0].pred_sem_seg.data.shape == (1, *size)
     return model
 
