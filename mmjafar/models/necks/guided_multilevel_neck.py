@@ -73,8 +73,7 @@ class GuidedMultiLevelNeck(StrictPretrainedMixin, MultiLevelNeck):
             for m in convs.modules():
                 if isinstance(m, torch.nn.Conv2d):
                     xavier_init(m, distribution='uniform')
-        for up in self.upsamplers.upsamplers:
-            up.init_weights()
+        self.upsamplers.init_weights()
         self.load_init_cfg_checkpoint()  # a whole-neck checkpoint of init_cfg, strictly (MultiLevelNeck ignores it)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> GuidedFeatures:
