@@ -1,6 +1,6 @@
 """Small single-purpose modules shared by the upsamplers (torch only)."""
-from .attention import (ATTN_IMPLS, CrossAttentionBlock, HeadAveragedCrossAttention, attention_probs,
-                        averaged_attention)
+from .attention import ATTN_IMPLS, CrossAttentionBlock, HeadAveragedCrossAttention, averaged_attention
+from .attention_kernels import attention_probs
 from .axial_rope import AxialRoPE2d
 from .conv_blocks import ResBlock, encode_and_pool, encode_and_pool_many, make_encoder
 from .feature_unification import LearnedFeatureUnification, gaussian_derivative_basis

@@ -17,7 +17,9 @@ import math
 from typing import List, Optional, Tuple
 
 import torch
-from .attention import CrossAttentionBlock, _check_impl, attention_probs
+
+from .attention import CrossAttentionBlock, _check_impl
+from .attention_kernels import attention_probs
 
 #: Default working-set budget of one tile's logits, in elements (16 MiB in float32).
 DEFAULT_TILE_ELEMENTS = 1 << 22

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmjafar.models.layers import CrossAttentionBlock, HeadAveragedCrossAttention, averaged_attention
-from mmjafar.models.layers.attention import fused_averaged_attention, sdpa_averaged_attention
+from mmjafar.models.layers.attention_kernels import fused_averaged_attention, sdpa_averaged_attention
 
 
 def _module(dtype, heads=4):
