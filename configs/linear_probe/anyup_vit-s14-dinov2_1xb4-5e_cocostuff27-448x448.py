@@ -1,13 +1,6 @@
-# Linear probe, DINOv2 ViT-S/14, cocostuff27 at 448x448, batch 4, 5 epochs.
+# Linear probe, DINOv2 ViT-S/14, cocostuff27 at 448x448, batch 4, 5 epochs (the Bilinear one's set-up):
 # AnyUp (frozen) upsampling the features to 448x448.
-_base_ = [
-    '../_base_/models/linear_probe_vit-s14-dinov2.py',
-    '../_base_/datasets/cocostuff27_probe-448.py',
-    '../_base_/default_runtime.py',
-    '../_base_/schedules/probe_5e.py',
-]
+_base_ = ['./bilinear_vit-s14-dinov2_1xb4-5e_cocostuff27-448x448.py']
 # released weights of the upsampler (or --cfg-options model.neck.init_cfg.checkpoint=PATH)
 upsampler_checkpoint = 'checkpoints/anyup/anyup_multi_backbone.pth'
-model = dict(
-    neck=dict(type='AnyUp', frozen=True, init_cfg=dict(type='Pretrained', checkpoint=upsampler_checkpoint)),
-    decode_head=dict(num_classes=27))
+model = dict(neck=dict(type='AnyUp', frozen=True, init_cfg=dict(type='Pretrained', checkpoint=upsampler_checkpoint)))

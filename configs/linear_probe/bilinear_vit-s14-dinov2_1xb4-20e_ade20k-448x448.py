@@ -1,11 +1,5 @@
 # Linear probe, DINOv2 ViT-S/14, ade20k at 448x448, batch 4, 20 epochs.
-# Bilinear interpolation of the 32x32 DINOv2 features to 448x448 (training-free baseline).
-_base_ = [
-    '../_base_/models/linear_probe_vit-s14-dinov2.py',
-    '../_base_/datasets/ade20k_probe-448.py',
-    '../_base_/default_runtime.py',
-    '../_base_/schedules/probe_20e.py',
-]
-model = dict(
-    neck=dict(type='Bilinear'),
-    decode_head=dict(num_classes=150))
+# Bilinear interpolation of the 32x32 DINOv2 features to 448x448 (training-free baseline). The other
+# ade20k configs inherit this one and change the neck (the model base's neck is Bilinear).
+_base_ = ['../_base_/datasets/ade20k_probe-448.py', '../_base_/default_runtime.py',
+          '../_base_/schedules/probe_20e.py']

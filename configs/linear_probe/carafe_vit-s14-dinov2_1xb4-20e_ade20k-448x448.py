@@ -1,11 +1,4 @@
-# Linear probe, DINOv2 ViT-S/14, ade20k at 448x448, batch 4, 20 epochs.
+# Linear probe, DINOv2 ViT-S/14, ade20k at 448x448, batch 4, 20 epochs (the Bilinear one's set-up):
 # CARAFE, 4 x2 stages then bilinear to 448x448, trained jointly with the probe (task-dependent baseline).
-_base_ = [
-    '../_base_/models/linear_probe_vit-s14-dinov2.py',
-    '../_base_/datasets/ade20k_probe-448.py',
-    '../_base_/default_runtime.py',
-    '../_base_/schedules/probe_20e.py',
-]
-model = dict(
-    neck=dict(type='CARAFE', channels=384),
-    decode_head=dict(num_classes=150))
+_base_ = ['./bilinear_vit-s14-dinov2_1xb4-20e_ade20k-448x448.py']
+model = dict(neck=dict(type='CARAFE', channels=384))

@@ -1,15 +1,7 @@
-# Linear probe, DINOv3 ViT-S/16, cocostuff27 at 448x448, batch 4, 5 epochs.
-# JAFAR (frozen) upsampling the 28x28 features to 448x448.
-_base_ = [
-    '../_base_/models/linear_probe_vit-s14-dinov2.py',
-    '../_base_/datasets/cocostuff27_probe-448.py',
-    '../_base_/default_runtime.py',
-    '../_base_/schedules/probe_5e.py',
-]
+# Linear probe, DINOv3 ViT-S/16, cocostuff27 at 448x448, batch 4, 5 epochs: the DINOv2 JAFAR config with
+# DINOv3's ViT-S/16 (28x28 tokens, 384 channels) and JAFAR's release for it.
+_base_ = ['./jafar_vit-s14-dinov2_1xb4-5e_cocostuff27-448x448.py']
 # released weights of the upsampler (or --cfg-options model.neck.init_cfg.checkpoint=PATH)
 upsampler_checkpoint = 'checkpoints/jafar/vit_small_patch16_dinov3.lvd1689m.pth'
-model = dict(
-    backbone=dict(model_name='vit_small_patch16_dinov3.lvd1689m'),
-    neck=dict(type='JAFAR', v_dim=384, frozen=True,
-              init_cfg=dict(type='Pretrained', checkpoint=upsampler_checkpoint)),
-    decode_head=dict(in_channels=384, num_classes=27))
+model = dict(backbone=dict(model_name='vit_small_patch16_dinov3.lvd1689m'),
+             neck=dict(init_cfg=dict(checkpoint=upsampler_checkpoint)))

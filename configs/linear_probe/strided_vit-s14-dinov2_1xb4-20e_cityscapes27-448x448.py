@@ -1,12 +1,4 @@
-# Linear probe, DINOv2 ViT-S/14, cityscapes27 at 448x448, batch 4, 20 epochs.
+# Linear probe, DINOv2 ViT-S/14, cityscapes27 at 448x448, batch 4, 20 epochs (the Bilinear one's set-up):
 # "Strided" baseline: patch embedding with stride 7 (63x63 tokens), then bilinear to 448x448.
-_base_ = [
-    '../_base_/models/linear_probe_vit-s14-dinov2.py',
-    '../_base_/datasets/cityscapes27_probe-448.py',
-    '../_base_/default_runtime.py',
-    '../_base_/schedules/probe_20e.py',
-]
-model = dict(
-    backbone=dict(patch_stride=7),
-    neck=dict(type='Bilinear'),
-    decode_head=dict(num_classes=27))
+_base_ = ['./bilinear_vit-s14-dinov2_1xb4-20e_cityscapes27-448x448.py']
+model = dict(backbone=dict(patch_stride=7))

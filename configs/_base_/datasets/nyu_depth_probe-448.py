@@ -1,7 +1,10 @@
 # NYU Depth v2 (mmseg's NYUDataset layout: images/{train,test}, annotations/{train,test} 16-bit PNGs in mm).
 # Linear-probe protocol at 448x448 (see probe-448.py) with depth maps instead of labels; the 480x640 frames are
-# resized to 448x448 (mmcv's CenterCrop would leave the depth map uncropped).
+# resized to 448x448 (mmcv's CenterCrop would leave the depth map uncropped). The probe regresses depth:
+# mmseg's DepthEstimator with a BatchNorm + 1x1 conv head (SiLog loss).
 _base_ = ['./probe-448.py']
+model = dict(type='DepthEstimator',
+             decode_head=dict(_delete_=True, type='LinearDepthHead', in_channels=384, max_depth=10.0))
 dataset_type = 'NYUDataset'
 data_root = 'data/nyu'
 meta_keys = ('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',

@@ -1,6 +1,8 @@
-# Pipelines and loaders of the FeatUp / JAFAR linear-probe protocol, shared by the dataset configs next to this
-# file (they set the dataset type, root and folders): resize the shorter side to 448, take the central 448x448
-# crop of image and label, no augmentation; predictions are evaluated at the crop.
+# The FeatUp / JAFAR linear-probe protocol, shared by the dataset configs next to this file (they set the dataset
+# type, root, folders and the head's class count): the probe model (../models/linear_probe_vit-s14-dinov2.py);
+# resize the shorter side to 448, take the central 448x448 crop of image and label, no augmentation; predictions
+# are evaluated at the crop.
+_base_ = ['../models/linear_probe_vit-s14-dinov2.py']
 crop_size = (448, 448)
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -3,6 +3,7 @@ _base_ = ['./probe-448.py']
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 num_classes = 21
+model = dict(decode_head=dict(num_classes=num_classes))
 train_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root,
                  data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
