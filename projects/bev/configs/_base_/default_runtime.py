@@ -1,8 +1,8 @@
-# Runtime shared by the BEV configs (mmengine Runner, scope mmjafar; the BEV package registers itself at import).
+# Runtime of the BEV configs: mmjafar's (configs/_base_/default_runtime.py) in scope mmjafar, with the BEV package
+# registered at import, a plain visualiser, and the hooks of a BEV training (best vehicle IoU kept).
+_base_ = ['../../../../configs/_base_/default_runtime.py']
 default_scope = 'mmjafar'
 custom_imports = dict(imports=['projects.bev.bev'], allow_failed_imports=False)
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
@@ -13,9 +13,4 @@ default_hooks = dict(
 # BatchNorm buffers of the BEV networks drift apart between ranks (DDP broadcasts them only at training forwards):
 # make every rank validate with the same statistics.
 custom_hooks = [dict(type='SyncBuffersHook')]
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(by_epoch=True)
-log_level = 'INFO'
-load_from = None
-resume = False
+visualizer = dict(type='Visualizer')

@@ -1,12 +1,8 @@
-# PointBeV, DINOv2 ViT-S/14, FeatUp JBU (2 x2 steps, then resize) to stride 8,
-# nuScenes trainval vehicle segmentation, batch 1 per GPU, 100 epochs.
-_base_ = [
-    '../_base_/datasets/nus_bev.py',
-    '../_base_/models/pointbev.py',
-    '../_base_/upsamplers/featup.py',
-    '../_base_/schedules/schedule_pointbev_100e.py',
-    '../_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['projects.bev.bev'], allow_failed_imports=False)
-default_scope = 'mmjafar'
-model = dict(grid={{_base_.grid}}, upsampler={{_base_.upsampler}}, target_stride={{_base_.target_stride}})
+# PointBeV, DINOv2 ViT-S/14, nuScenes trainval vehicle segmentation, batch 1 per GPU, 100 epochs: the Bilinear config
+# with FeatUp JBU (the released stack for DINOv2 ViT-S/14, frozen, 2 of its x2 stages, then resized to stride 8).
+_base_ = ['./pointbev_dinov2-s14_bilinear_nus-vehicle.py']
+# weights from a local file (no hub); override with --cfg-options model.upsampler.init_cfg.checkpoint=PATH
+# (or model.upsampler.init_cfg=None for random weights)
+upsampler_checkpoint = 'checkpoints/featup/dinov2_jbu_stack_cocostuff.ckpt'
+model = dict(upsampler=dict(type='FeatUpJBU', feat_dim=384, num_steps=2, frozen=True,
+                            init_cfg=dict(type='Pretrained', checkpoint=upsampler_checkpoint)))

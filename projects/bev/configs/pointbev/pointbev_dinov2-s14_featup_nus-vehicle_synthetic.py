@@ -1,17 +1,5 @@
-# PointBeV, DINOv2 ViT-S/14, FeatUp JBU (2 x2 steps, then resize) to stride 8,
-# tiny synthetic nuScenes (56x120 images, 50x50x4 grid) for CI smoke runs: random ViT / upsampler weights
-# (no hub, no checkpoint files needed; load real ones with --cfg-options model.backbone.checkpoint=PATH ...).
-_base_ = [
-    '../_base_/datasets/nus_bev_synthetic.py',
-    '../_base_/models/pointbev.py',
-    '../_base_/upsamplers/featup.py',
-    '../_base_/schedules/schedule_pointbev_100e.py',
-    '../_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['projects.bev.bev'], allow_failed_imports=False)
-default_scope = 'mmjafar'
-# same upsampler as _base_/upsamplers/featup.py without its checkpoint; PointBeV's cell budgets scaled
-# to the 2 500-cell grid (2 500 / 40 000 of the cells, 100 anchors -> 6, 9x9 window of 0.5 m -> 3x3 of 2 m)
-model = dict(grid={{_base_.grid}}, upsampler=dict(type='FeatUpJBU', feat_dim=384, num_steps=2, frozen=True),
-             target_stride={{_base_.target_stride}}, backbone=dict(pretrained=False, random_init=True),
-             coarse_cells=160, fine_cells=160, fine_anchors=6, fine_kernel=3)
+# PointBeV, DINOv2 ViT-S/14, tiny synthetic nuScenes (56x120 images, 50x50x4 grid) for CI smoke runs: the Bilinear
+# config with FeatUp JBU (the released stack for DINOv2 ViT-S/14, frozen, 2 of its x2 stages, then resized to stride
+# 8), without its checkpoint (random weights).
+_base_ = ['./pointbev_dinov2-s14_bilinear_nus-vehicle_synthetic.py']
+model = dict(upsampler=dict(type='FeatUpJBU', feat_dim=384, num_steps=2, frozen=True))

@@ -1,12 +1,8 @@
-# PointBeV, DINOv2 ViT-S/14, JAFAR to stride 8,
-# nuScenes v1.0-mini (smoke runs / overfitting; IoU not comparable).
-_base_ = [
-    '../_base_/datasets/nus_bev_mini.py',
-    '../_base_/models/pointbev.py',
-    '../_base_/upsamplers/jafar.py',
-    '../_base_/schedules/schedule_pointbev_100e.py',
-    '../_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['projects.bev.bev'], allow_failed_imports=False)
-default_scope = 'mmjafar'
-model = dict(grid={{_base_.grid}}, upsampler={{_base_.upsampler}}, target_stride={{_base_.target_stride}})
+# PointBeV, DINOv2 ViT-S/14, nuScenes v1.0-mini (smoke runs / overfitting; IoU not comparable): the Bilinear config
+# with JAFAR (the released one for DINOv2 ViT-S/14, frozen, straight to stride 8 with the image as guidance).
+_base_ = ['./pointbev_dinov2-s14_bilinear_nus-vehicle_mini.py']
+# weights from a local file (no hub); override with --cfg-options model.upsampler.init_cfg.checkpoint=PATH
+# (or model.upsampler.init_cfg=None for random weights)
+upsampler_checkpoint = 'checkpoints/jafar/vit_small_patch14_dinov2.lvd142m.pth'
+model = dict(upsampler=dict(type='JAFAR', v_dim=384, frozen=True,
+                            init_cfg=dict(type='Pretrained', checkpoint=upsampler_checkpoint)))

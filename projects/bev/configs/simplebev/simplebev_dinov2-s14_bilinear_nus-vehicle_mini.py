@@ -1,11 +1,5 @@
-# SimpleBEV, DINOv2 ViT-S/14, Bilinear to stride 8, nuScenes v1.0-mini (smoke runs / overfitting; IoU not comparable).
-_base_ = [
-    '../_base_/datasets/nus_bev_mini.py',
-    '../_base_/models/simplebev.py',
-    '../_base_/upsamplers/bilinear.py',
-    '../_base_/schedules/schedule_pointbev_100e.py',
-    '../_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['projects.bev.bev'], allow_failed_imports=False)
-default_scope = 'mmjafar'
-model = dict(grid={{_base_.grid}}, upsampler={{_base_.upsampler}}, target_stride={{_base_.target_stride}})
+# SimpleBEV, DINOv2 ViT-S/14, Bilinear to stride 8 (the model base's upsampler), nuScenes v1.0-mini (smoke runs /
+# overfitting; IoU not comparable). The FeatUp and JAFAR configs on this data inherit this one.
+_base_ = ['../_base_/datasets/nus_bev_mini.py', '../_base_/models/simplebev.py',
+          '../_base_/schedules/schedule_pointbev_100e.py', '../_base_/default_runtime.py']
+model = dict(grid={{_base_.grid}})  # the dataset's grid

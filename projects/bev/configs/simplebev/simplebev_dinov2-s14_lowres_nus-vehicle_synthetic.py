@@ -1,14 +1,4 @@
-# SimpleBEV, Low-Res (no upsampler, 224x476 images, ViT grid 16x34),
-# tiny synthetic nuScenes (56x120 images, 50x50x4 grid) for CI smoke runs: random ViT / upsampler weights
-# (no hub, no checkpoint files needed; load real ones with --cfg-options model.backbone.checkpoint=PATH ...).
-_base_ = [
-    '../_base_/datasets/nus_bev_synthetic.py',
-    '../_base_/models/simplebev.py',
-    '../_base_/upsamplers/lowres.py',
-    '../_base_/schedules/schedule_pointbev_100e.py',
-    '../_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['projects.bev.bev'], allow_failed_imports=False)
-default_scope = 'mmjafar'
-model = dict(grid={{_base_.grid}}, upsampler={{_base_.upsampler}}, target_stride={{_base_.target_stride}},
-             backbone=dict(pretrained=False, random_init=True))
+# SimpleBEV, DINOv2 ViT-S/14, Low-Res (no upsampler: the ViT's own grid, stride 14, goes to the neck), tiny synthetic
+# nuScenes (56x120 images, 50x50x4 grid) for CI smoke runs.
+_base_ = ['./simplebev_dinov2-s14_bilinear_nus-vehicle_synthetic.py']
+model = dict(upsampler=None, target_stride=14)  # target_stride: informative only

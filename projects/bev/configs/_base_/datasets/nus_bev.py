@@ -15,6 +15,8 @@ min_visibility = 2  # 1 = keep all vehicles, 2 = mask those under 40 % visibilit
 use_bev_aug = True  # PointBeV's rigid BEV augmentation in training
 
 # Scales are relative to the scale that fits the width (0.3 for 1600 -> 480): PointBeV's U(0.294, 0.308) and 0.301.
+# The only pipeline of the BEV configs: nus_bev_lowres.py and nus_bev_synthetic.py set their `final_size` (step 1)
+# and `grid` (step 3) in these steps.
 train_pipeline = [
     dict(type='LoadMultiViewImages', decode_reduction=1),
     dict(type='MultiViewImageAffineAug', final_size=final_size, is_train=True, scale_range=(0.98, 1.0267),
