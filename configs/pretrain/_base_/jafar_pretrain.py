@@ -3,7 +3,8 @@
 # batch 4, 100k iterations, bfloat16 autocast on GPU (added by tools/pretrain_jafar.py when CUDA is present).
 # Per-backbone configs set `backbone_name`; set the image folder with
 #   --cfg-options train_dataloader.dataset.data_root=/path/to/imagenet/train
-custom_imports = dict(imports=['mmjafar'], allow_failed_imports=False)
+# Runtime: mmjafar's (../../_base_/default_runtime.py) in scope mmjafar, logged by iteration, with TensorBoard.
+_base_ = ['../../_base_/default_runtime.py']
 default_scope = 'mmjafar'
 
 backbone_name = 'vit_small_patch14_dinov2.lvd142m'
@@ -45,12 +46,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [dict(type='ExportUpsamplerHook')]
 
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=False, window_size=50)
-log_level = 'INFO'
 randomness = dict(seed=0)
-load_from = None
-resume = False
