@@ -49,6 +49,17 @@ def test_every_model_has_its_leaves():
 
 
 @pytest.mark.parametrize('path', LEAVES, ids=_ids(LEAVES))
+def test_leaf_inherits_instead_of_copying(path):
+    """The runtime (scope, imports) is said once, in _base_/default_runtime.py; the Bilinear configs (and the
+    Low-Res ones on their own image size) compose the bases, the others inherit the Bilinear config of their data."""
+    text = open(path).read()
+    assert 'custom_imports' not in text and 'default_scope' not in text
+    name = os.path.basename(path)
+    inherits_leaf = "_base_ = ['./" in text
+    assert inherits_leaf != ('_bilinear_' in name or ('_lowres_' in name and not name.endswith('_synthetic.py')))
+
+
+@pytest.mark.parametrize('path', LEAVES, ids=_ids(LEAVES))
 def test_config_loads_builds_and_grids_match(path):
     cfg = Config.fromfile(path)
     name = os.path.basename(path)

@@ -1,4 +1,5 @@
 """Every linear-probe config loads, names registered types, and builds into a model that runs."""
+import ast
 import glob
 import os
 import warnings
@@ -33,6 +34,26 @@ def test_one_config_per_method_and_dataset():
         for dataset in DATASETS:
             epochs = 5 if dataset == 'cocostuff27' else 20
             assert f'jafar_vit-{tag}-dinov3_1xb4-{epochs}e_{dataset}-448x448.py' in names
+
+
+def base_files(path):
+    """The ``_base_`` entries of a config file, as written."""
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == '_base_':
+            return ast.literal_eval(node.value)
+    return []
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_config_inherits_instead_of_copying(path):
+    """A dataset's Bilinear config composes the bases (dataset, runtime, schedule); every other config inherits
+    one config of this folder and states only what differs."""
+    bases = base_files(path)
+    if os.path.basename(path).startswith('bilinear_'):
+        assert [os.path.dirname(b) for b in bases] == ['../_base_/datasets', '../_base_', '../_base_/schedules']
+    else:
+        assert len(bases) == 1 and bases[0].startswith('./'), bases
+        assert os.path.isfile(os.path.join(os.path.dirname(path), bases[0]))
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
