@@ -10,8 +10,8 @@ from .utils.config import register_config_package  # noqa: E402
 
 register_config_package()  # mmjafar::<path> config names (see mmjafar/utils/config.py)
 
-from . import models  # noqa: F401,E402  (first: datasets and engine use it)
-from . import datasets, engine  # noqa: F401,E402
+from . import models  # noqa: F401,E402  (first: datasets, evaluation and engine use it)
+from . import datasets, evaluation, engine  # noqa: F401,E402  (evaluation registers OpenVocabSegmentor with mmseg)
 from .structures import GuidedFeatures  # noqa: E402
 
 __all__ = ['GuidedFeatures', '__version__']

@@ -17,14 +17,12 @@ Examples:
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from mmjafar.utils.benchmark import DTYPES, Case, format_table, registered_upsamplers, run_case  # noqa: E402
+from mmjafar.models.upsamplers.builder import registered_upsamplers
+from mmjafar.utils.benchmark import DTYPES, Case, format_table, run_case
 
 
 def parse_args(argv=None):

@@ -14,15 +14,16 @@ import json
 import torch
 from mmengine.dist import get_dist_info, init_dist, is_main_process
 
+from cli_args import add_upsampler_arguments, upsamplers_from_args
+
 from mmjafar.evaluation import UpsampledGradCAM, build_vit_classifier, evaluate_cam_dataset, format_cam_table
 from mmjafar.evaluation.cam_runner import list_labelled_images, read_class_index
-from mmjafar.evaluation.upsamplers import add_upsampler_args, build_upsamplers_from_args
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('data_root', help='ImageNet-style folder root/<class folder>/<images>')
-    add_upsampler_args(parser)
+    add_upsampler_arguments(parser)
     parser.add_argument('--model', default='vit_base_patch16_224', help='timm ViT classifier')
     parser.add_argument('--model-checkpoint', default=None, help='local classifier weights (head included)')
     parser.add_argument('--random-init', action='store_true', help='allow a random classifier (testing only)')
@@ -49,8 +50,9 @@ def main(argv=None):
                                       random_init=args.random_init).to(device)
     index = read_class_index(args.class_index) if args.class_index else None
     samples = list_labelled_images(args.data_root, index)
+    upsamplers = upsamplers_from_args(args, classifier.embed_dim, device)
     results = {}
-    for name, upsampler in build_upsamplers_from_args(args, classifier.embed_dim, device).items():
+    for name, upsampler in upsamplers.items():
         gradcam = UpsampledGradCAM(classifier, upsampler, (args.cam_size, args.cam_size)).to(device)
         results[name] = evaluate_cam_dataset(
             gradcam, samples, num_images=args.num_images or None, seed=args.seed, batch_size=args.batch_size,

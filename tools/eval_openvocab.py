@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 
 import mmjafar  # noqa: F401  (registers the upsamplers)
 from mmjafar.evaluation.openvocab_segmentor import DATASETS, openvocab_test_cfg
-from mmjafar.evaluation.upsamplers import resolve_upsampler_name
+from mmjafar.models.upsamplers.builder import resolve_upsampler_name
 
 
 def parse_args(argv=None):

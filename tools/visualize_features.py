@@ -11,7 +11,8 @@ import argparse
 
 import torch
 
-from mmjafar.evaluation.upsamplers import add_upsampler_args, build_upsamplers_from_args
+from cli_args import add_upsampler_arguments, upsamplers_from_args
+
 from mmjafar.models.backbones import TimmViT
 from mmjafar.visualization import feature_figure, load_guidance_image, parse_points
 
@@ -19,7 +20,7 @@ from mmjafar.visualization import feature_figure, load_guidance_image, parse_poi
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('image', help='image file')
-    add_upsampler_args(parser)
+    add_upsampler_arguments(parser)
     parser.add_argument('--backbone', default='vit_small_patch14_dinov2.lvd142m', help='timm model name')
     parser.add_argument('--backbone-checkpoint', default=None, help='local backbone weights')
     parser.add_argument('--random-init', action='store_true', help='allow a random backbone when no weights exist')
@@ -40,7 +41,7 @@ def main(argv=None):
     image = image.to(device)
     with torch.no_grad():
         features = backbone(image)[0]
-    upsamplers = build_upsamplers_from_args(args, backbone.embed_dim, device)
+    upsamplers = upsamplers_from_args(args, backbone.embed_dim, device)
     output_size = None
     if args.output_size:
         height, width = pixels.shape[:2]

@@ -21,6 +21,13 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tif
 _VERIFY_MODES = ('header', 'decode', 'none')
 
 
+def central_square(width: int, height: int) -> Tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` of the largest central square of a ``width x height`` image."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
 def square_crop_to_tensor(img: Image.Image, img_size: int,
                           random_crop_scale: Optional[Tuple[float, float]] = None,
                           rng: Optional[random.Random] = None) -> torch.Tensor:
@@ -35,15 +42,15 @@ def square_crop_to_tensor(img: Image.Image, img_size: int,
     """
     img = img.convert('RGB')
     w, h = img.size
-    side = min(w, h)
     if random_crop_scale is None:
-        left, top = (w - side) // 2, (h - side) // 2
+        box = central_square(w, h)
     else:
         rng = rng or random
         lo, hi = random_crop_scale
-        side = max(1, int(round(side * rng.uniform(lo, hi) ** 0.5)))
+        side = max(1, int(round(min(w, h) * rng.uniform(lo, hi) ** 0.5)))
         left, top = rng.randint(0, w - side), rng.randint(0, h - side)
-    img = img.resize((img_size, img_size), Image.BICUBIC, box=(left, top, left + side, top + side))
+        box = (left, top, left + side, top + side)
+    img = img.resize((img_size, img_size), Image.BICUBIC, box=box)
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 

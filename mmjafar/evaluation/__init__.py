@@ -1,14 +1,23 @@
-"""Evaluation of upsamplers beyond linear probes: Grad-CAM faithfulness and zero-shot open-vocabulary segmentation."""
+"""Evaluation of upsamplers beyond linear probes: Grad-CAM faithfulness, zero-shot open-vocabulary segmentation
+(``OpenVocabSegmentor``, registered when mmseg is installed) and segmentation counts without mmseg."""
 from .cam_metrics import (CAM_METRICS, adcc, average_drop, average_gain, average_increase, cam_metrics_per_image,
                           coherency, complexity, summarize_cam_metrics)
 from .cam_runner import (evaluate_cam_dataset, format_cam_table, list_labelled_images, read_class_index,
                          select_candidates)
 from .gradcam import UpsampledGradCAM, build_vit_classifier
-from .upsamplers import build_named_upsampler, resolve_upsampler_name
+from .segmentation_metrics import miou_and_accuracy, segmentation_counts
 
 __all__ = [
     'CAM_METRICS', 'adcc', 'average_drop', 'average_gain', 'average_increase', 'cam_metrics_per_image', 'coherency',
     'complexity', 'summarize_cam_metrics', 'evaluate_cam_dataset', 'format_cam_table', 'list_labelled_images',
-    'read_class_index', 'select_candidates', 'UpsampledGradCAM', 'build_vit_classifier', 'build_named_upsampler',
-    'resolve_upsampler_name'
+    'read_class_index', 'select_candidates', 'UpsampledGradCAM', 'build_vit_classifier', 'miou_and_accuracy',
+    'segmentation_counts'
 ]
+
+try:  # the open-vocabulary segmentor is an mmseg segmentor
+    import mmseg  # noqa: F401
+except ImportError:
+    mmseg = None
+if mmseg is not None:
+    from .openvocab_segmentor import OpenVocabSegmentor  # noqa: F401  (registers the model)
+    __all__ += ['OpenVocabSegmentor']

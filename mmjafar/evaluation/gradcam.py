@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmjafar.models.backbones.timm_vit import IMAGENET_MEAN, IMAGENET_STD, TimmViT, read_vit_state_dict
+from mmjafar.models.backbones.timm_vit import TimmViT, read_vit_state_dict
+from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 from .cam_metrics import cam_metrics_per_image
 
 

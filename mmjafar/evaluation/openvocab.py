@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmjafar.models.backbones.timm_vit import IMAGENET_MEAN, IMAGENET_STD
+from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 from .gradcam import build_vit_classifier
 
 #: prompt templates averaged per class (short generic photo captions).

@@ -13,8 +13,9 @@ import torch
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.utils import OptSampleList, SampleList
 
-from mmjafar.models.backbones.timm_vit import IMAGENET_MEAN, IMAGENET_STD
+from mmjafar.models.upsamplers.builder import build_frozen_upsampler
 from mmjafar.registry import MODELS
+from mmjafar.utils.normalization import IMAGENET_MEAN_255, IMAGENET_STD_255
 from .openvocab import DEFAULT_TEMPLATES, DenseCLIP, clip_text_embeddings, cosine_logits
 
 #: mmseg dataset type, folders and resize scale of each benchmark (whole-image inference, shorter side 448).
@@ -53,28 +54,16 @@ class OpenVocabSegmentor(BaseSegmentor):
                  init_cfg=None) -> None:
         clip = DenseCLIP(**dict(visual or {}))
         if data_preprocessor is None:
-            data_preprocessor = dict(type='SegDataPreProcessor', mean=[255 * m for m in IMAGENET_MEAN],
-                                     std=[255 * s for s in IMAGENET_STD], bgr_to_rgb=True, pad_val=0,
+            data_preprocessor = dict(type='SegDataPreProcessor', mean=list(IMAGENET_MEAN_255),
+                                     std=list(IMAGENET_STD_255), bgr_to_rgb=True, pad_val=0,
                                      seg_pad_val=255, size_divisor=clip.patch_size)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.clip = clip
         self.align_corners = False  # read by mmseg's postprocess_result when resizing logits to the image
         self.clip.vit.is_init = True
         self.class_names = tuple(class_names)
-        up_cfg = copy.deepcopy(upsampler) if upsampler is not None else dict(type='Bilinear')
-        cls = MODELS.get(up_cfg['type'])
-        if cls is None:
-            raise KeyError(f'OpenVocabSegmentor: upsampler type {up_cfg["type"]!r} is not registered')
-        channels_arg = getattr(cls, 'channels_arg', None)
-        if channels_arg is not None:
-            up_cfg.setdefault(channels_arg, self.clip.embed_dim)
-        self.upsampler = MODELS.build(up_cfg)
-        if upsampler_checkpoint is not None:
-            from mmengine.runner import load_checkpoint
-            load_checkpoint(self.upsampler, upsampler_checkpoint, map_location='cpu', strict=True)
-        self.upsampler.is_init = True
-        for p in self.upsampler.parameters():
-            p.requires_grad_(False)
+        self.upsampler = build_frozen_upsampler(upsampler or dict(type='Bilinear'), self.clip.embed_dim,
+                                                upsampler_checkpoint)
         if text_embeddings is not None:
             emb = torch.load(text_embeddings, map_location='cpu', weights_only=True)
         else:

@@ -1,18 +1,11 @@
 """Parameters, forward multiply-adds, CPU time and peak memory of an mmseg segmentor config (random weights)."""
-import multiprocessing as mp
 import statistics
 import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-
-def _rss_kb(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
+from mmjafar.utils.profiling import call_in_fresh_process, proc_status_kb
 
 
 def _drop_checkpoints(cfg) -> None:
@@ -35,14 +28,11 @@ def _drop_checkpoints(cfg) -> None:
 
 def build_segmentor(config: str, cfg_options: Optional[Dict] = None) -> torch.nn.Module:
     """The config's model with random weights, in eval mode (mmseg's default scope, mmjafar registered)."""
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    import mmjafar  # noqa: F401  (registers the upsamplers, necks and segmentors)
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    from mmjafar.engine.runner import load_config
+    cfg = load_config(config, cfg_options)
     _drop_checkpoints(cfg)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     return MODELS.build(cfg.model).eval()
@@ -72,7 +62,7 @@ def measure(config: str, size: int = 512, threads: int = 2, repeats: int = 2,
     model = build_segmentor(config, cfg_options)
     inputs = torch.randn(1, 3, size, size)
     params = sum(p.numel() for p in model.parameters())
-    base = _rss_kb('VmRSS')
+    base = proc_status_kb('VmRSS')
     with torch.no_grad():
         model(inputs, mode='tensor')  # warm-up (allocator, lazy init); counts towards the peak
         times = []
@@ -80,32 +70,17 @@ def measure(config: str, size: int = 512, threads: int = 2, repeats: int = 2,
             start = time.perf_counter()
             model(inputs, mode='tensor')
             times.append(time.perf_counter() - start)
-    peak = _rss_kb('VmHWM') - base
+    peak = proc_status_kb('VmHWM') - base
     return dict(config=config, params=params, gmacs=forward_macs(model, inputs) / 1e9,
                 time_s=statistics.median(times), peak_mb=peak / 1024)
 
 
-def _worker(args, queue) -> None:
-    try:
-        queue.put(measure(*args))
-    except Exception as exc:  # reported in the table: one failing config must not hide the others
-        queue.put(dict(config=args[0], error=f'{type(exc).__name__}: {exc}'.splitlines()[0][:160]))
-
-
 def measure_in_subprocess(config: str, size: int = 512, threads: int = 2, repeats: int = 2,
                           cfg_options: Optional[Dict] = None, timeout: float = 3600) -> Dict:
-    """:func:`measure` in a fresh process, so that each config's peak memory is its own."""
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=((config, size, threads, repeats, cfg_options), queue))
-    proc.start()
-    proc.join(timeout)
-    if proc.is_alive():
-        proc.kill()
-        return dict(config=config, error=f'timeout after {timeout:.0f} s')
-    if queue.empty():
-        return dict(config=config, error=f'process died (exit code {proc.exitcode}; out of memory?)')
-    return queue.get()
+    """:func:`measure` in a fresh process, so that each config's peak memory is its own; a failure is reported
+    as ``{'config', 'error'}`` (one failing config must not hide the others)."""
+    result, error = call_in_fresh_process(measure, (config, size, threads, repeats, cfg_options), timeout)
+    return result if error is None else dict(config=config, error=error)
 
 
 def format_cost_table(results: Sequence[Dict], baseline: Dict) -> str:

@@ -7,13 +7,14 @@ come from CUDA events. Peak memory is reported as the increase over the memory h
 (model, inputs). ``dtype='bf16'`` runs the call under ``torch.autocast(device, torch.bfloat16)`` (mixed precision,
 as ``AmpOptimWrapper(dtype='bfloat16')`` trains).
 """
-import inspect
-import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
+
+from mmjafar.models.upsamplers.builder import build_upsampler
+from .profiling import call_in_fresh_process, one_line_error, proc_status_kb, reset_peak_rss
 
 #: ``Case.dtype`` values: float32, or bfloat16 autocast.
 DTYPES = ('fp32', 'bf16')
@@ -33,45 +34,6 @@ class Case:
     repeats: int = 3
     threads: Optional[int] = None
     dtype: str = 'fp32'              # 'fp32' or 'bf16' (autocast)
-
-
-def build_upsampler(method: str, channels: int, **kwargs) -> torch.nn.Module:
-    """Build a registered upsampler for ``channels``-channel features with otherwise default arguments."""
-    import mmjafar  # noqa: F401  (registers everything)
-    from mmjafar.registry import MODELS
-    cls = MODELS.get(method)
-    if cls is None:
-        raise KeyError(f'{method} is not a registered upsampler')
-    arg = getattr(cls, 'channels_arg', None)
-    if arg is not None and arg not in kwargs:
-        kwargs[arg] = channels
-    return cls(**kwargs)
-
-
-def registered_upsamplers() -> List[str]:
-    """Names of every upsampler in mmjafar's registry."""
-    import mmjafar  # noqa: F401
-    from mmjafar.models.upsamplers import BaseUpsampler
-    from mmjafar.registry import MODELS
-    return sorted(name for name, cls in MODELS.module_dict.items()
-                  if inspect.isclass(cls) and issubclass(cls, BaseUpsampler))
-
-
-def _rss_kb(field_name: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field_name + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field_name} not in /proc/self/status')
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
 
 
 def _measure(case: Case) -> Dict:
@@ -117,10 +79,10 @@ def _measure(case: Case) -> Dict:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        _reset_peak_rss()
-        base = _rss_kb('VmRSS') * 1024
+        reset_peak_rss()
+        base = proc_status_kb('VmRSS') * 1024
     out, first = timed_step()  # also the warm-up (CUDA context, kernel selection)
-    peak = (torch.cuda.max_memory_allocated() if cuda else _rss_kb('VmHWM') * 1024) - base
+    peak = (torch.cuda.max_memory_allocated() if cuda else proc_status_kb('VmHWM') * 1024) - base
     shape, out_dtype = tuple(out.shape), str(out.dtype).replace('torch.', '')
     del out
     times = [first]
@@ -132,42 +94,21 @@ def _measure(case: Case) -> Dict:
                 shape=shape, out_dtype=out_dtype, times_ms=[1000 * t for t in times])
 
 
-def _worker(case: Case, queue) -> None:
-    try:
-        queue.put(_measure(case))
-    except Exception as exc:  # reported in the table, not raised: one failing method must not hide the others
-        queue.put(dict(case=asdict(case), ok=False, error=f'{type(exc).__name__}: {exc}'.splitlines()[0][:120]))
-
-
 def run_case(case: Case, timeout: float = 1800, in_process: bool = False) -> Dict:
     """Measure one case in a fresh process (or in this one); returns a dict with time_ms and peak_mb, or an error.
 
     In this process the CPU peak is still the reset high-water mark, but memory the allocator kept from earlier
-    work can hide part of it: use it for quick checks, fresh processes for published numbers.
+    work can hide part of it: use it for quick checks, fresh processes for published numbers. A failing case is
+    reported in its row, not raised: one failing method must not hide the others.
     """
-    if in_process:
-        queue = _ListQueue()
-        _worker(case, queue)
-        return queue.items[0]
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(case, queue))
-    proc.start()
-    proc.join(timeout)
-    if proc.is_alive():
-        proc.kill()
-        return dict(case=asdict(case), ok=False, error=f'timeout after {timeout:.0f} s')
-    if queue.empty():
-        return dict(case=asdict(case), ok=False, error=f'process died (exit code {proc.exitcode}; out of memory?)')
-    return queue.get()
-
-
-class _ListQueue:
-    def __init__(self) -> None:
-        self.items: List[Dict] = []
-
-    def put(self, item: Dict) -> None:
-        self.items.append(item)
+    if not in_process:
+        result, error = call_in_fresh_process(_measure, (case, ), timeout)
+    else:
+        try:
+            result, error = _measure(case), None
+        except Exception as exc:
+            result, error = None, one_line_error(exc)
+    return result if error is None else dict(case=asdict(case), ok=False, error=error)
 
 
 def format_table(results: Sequence[Dict]) -> str:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mmjafar.models.backbones.timm_vit import IMAGENET_MEAN, IMAGENET_STD
+from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 from .panels import draw_marker, fit_font_size, overlay_heatmap, save_panel_grid
 from .pca import pca_rgb
 

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmjafar  # noqa: F401
-from mmjafar.engine import init_cpu_distributed, runner_checkpoint_loading, setup_pretrain_cfg
+from mmjafar.engine import init_cpu_distributed, load_config, runner_checkpoint_loading, setup_runner_cfg
 from mmjafar.models import JAFAR
 from mmjafar.registry import MODELS
 from tests.conftest import load_golden
@@ -24,7 +24,7 @@ def _upsampler_state(runner: Runner) -> dict:
 
 
 def _train(cfg: Config) -> Runner:
-    setup_pretrain_cfg(cfg, launcher=cfg.get('launcher', 'none'))
+    setup_runner_cfg(cfg, launcher=cfg.get('launcher', 'none'))
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
@@ -46,7 +46,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, image_root):
     assert osp.isfile(tmp_path / 'part' / 'iter_2.pth')
     del first
     cfg = tiny_cfg(str(tmp_path / 'part'), max_iters=4, **kwargs)
-    setup_pretrain_cfg(cfg, resume=True)
+    setup_runner_cfg(cfg, resume=True)
     resumed = Runner.from_cfg(cfg)
     with runner_checkpoint_loading():
         resumed.train()
@@ -94,7 +94,7 @@ def _ddp_worker(rank: int, world: int, port: int, work_dir: str, data_root: str)
     torch.set_num_threads(1)
     cfg = tiny_cfg(work_dir, data_root, max_iters=3, batch_size=4 // world, consistency_weight=0.1,
                    optimizer=dict(type='SGD', lr=0.5, momentum=0.9))
-    setup_pretrain_cfg(cfg, launcher='pytorch')
+    setup_runner_cfg(cfg, launcher='pytorch')
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -125,37 +125,27 @@ def test_two_process_ddp_matches_single_process(tmp_path, image_root):
     assert moved
 
 
-def test_setup_pretrain_cfg_rules(tmp_path):
+def test_setup_runner_cfg_rules(tmp_path):
     cfg = tiny_cfg(str(tmp_path), str(tmp_path), max_iters=1)
     cfg.work_dir = None
-    setup_pretrain_cfg(cfg, config_path='configs/pretrain/my_run.py')
+    cfg.dump(str(tmp_path / 'my_run.py'))
+    cfg = setup_runner_cfg(load_config(str(tmp_path / 'my_run.py')))
     assert cfg.work_dir == osp.join('./work_dirs', 'my_run')
     if not torch.cuda.is_available():
         assert cfg.optim_wrapper.type == 'OptimWrapper'
         with pytest.raises(ValueError, match='needs a CUDA GPU'):
-            setup_pretrain_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), amp=True)
-        ddp = setup_pretrain_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), launcher='pytorch')
+            setup_runner_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), amp=True)
+        ddp = setup_runner_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), launcher='pytorch')
         assert ddp.env_cfg.dist_cfg.backend == 'gloo'
         assert ddp.model_wrapper_cfg.device_ids is None and ddp.model_wrapper_cfg.find_unused_parameters is False
     with pytest.raises(FileNotFoundError, match='no such checkpoint'):
-        setup_pretrain_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), resume=str(tmp_path / 'missing.pth'))
+        setup_runner_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), resume=str(tmp_path / 'missing.pth'))
     with pytest.raises(ValueError, match='launcher'):
-        setup_pretrain_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), launcher='mpi')
+        setup_runner_cfg(tiny_cfg(str(tmp_path), str(tmp_path), 1), launcher='mpi')
 
 
 def test_bad_data_root_fails_with_the_fix(tmp_path):
     cfg = tiny_cfg(str(tmp_path / 'w'), str(tmp_path / 'nowhere'), max_iters=1)
-    setup_pretrain_cfg(cfg)
+    setup_runner_cfg(cfg)
     with pytest.raises(FileNotFoundError, match='data_root'):
         Runner.from_cfg(cfg).train()
-
-
-def test_cli_arguments_reach_the_config(tmp_path):
-    from mmjafar.engine import cfg_from_args, runner_arg_parser
-    from .pretrain_utils import BASE_CONFIG
-    args = runner_arg_parser('x').parse_args([BASE_CONFIG, '--work-dir', str(tmp_path), '--resume', '--cfg-options',
-                                              'train_dataloader.dataset.data_root=/imgs', 'model.consistency_weight=0.1'])
-    cfg = cfg_from_args(args, amp=False)
-    assert cfg.work_dir == str(tmp_path) and cfg.resume is True and cfg.load_from is None
-    assert cfg.train_dataloader.dataset.data_root == '/imgs' and cfg.model.consistency_weight == 0.1
-    assert cfg.launcher == 'none' and cfg.optim_wrapper.type == 'OptimWrapper'

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mmjafar.evaluation import (CAM_METRICS, UpsampledGradCAM, build_named_upsampler, build_vit_classifier,
-                                evaluate_cam_dataset, format_cam_table, list_labelled_images, read_class_index,
-                                select_candidates)
+from mmjafar.evaluation import (CAM_METRICS, UpsampledGradCAM, build_vit_classifier, evaluate_cam_dataset,
+                                format_cam_table, list_labelled_images, read_class_index, select_candidates)
 from mmjafar.evaluation.cam_runner import classifier_transform
+from mmjafar.models.upsamplers.builder import build_frozen_upsampler
 
 CLASSES = ('n001', 'n002', 'n003')
 TINY_VIT = dict(depth=2, embed_dim=64, num_heads=2, num_classes=3, img_size=64)
@@ -19,8 +19,8 @@ TINY_VIT = dict(depth=2, embed_dim=64, num_heads=2, num_classes=3, img_size=64)
 def make_models(upsampler: str = 'JAFAR'):
     torch.manual_seed(0)
     clf = build_vit_classifier(pretrained=False, random_init=True, model_kwargs=TINY_VIT)
-    return UpsampledGradCAM(clf, build_named_upsampler(upsampler, 64, cfg=dict(qk_dim=32) if upsampler == 'JAFAR'
-                                                       else None))
+    cfg = dict(type=upsampler, qk_dim=32) if upsampler == 'JAFAR' else upsampler
+    return UpsampledGradCAM(clf, build_frozen_upsampler(cfg, 64))
 
 
 @pytest.fixture(scope='module')

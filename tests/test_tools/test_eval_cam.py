@@ -37,8 +37,9 @@ def test_eval_cam_cli(tmp_path):
     cmd = [sys.executable, '-c', code, str(tmp_path / 'data'), '--random-init', '--class-index',
            str(tmp_path / 'index.json'), '--upsamplers', 'bilinear,nearest', '--num-images', '0', '--cam-size', '32',
            '--batch-size', '2', '--workers', '0', '--device', 'cpu', '--out', str(out)]
+    # runpy (used to patch timm first) does not put the script's folder on the path as `python tools/x.py` does
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300,
-                         env={'PYTHONPATH': str(REPO), 'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'})
+                         env={'PYTHONPATH': f'{REPO}:{REPO}/tools', 'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'})
     assert res.returncode == 0, res.stderr[-2000:]
     results = json.loads(out.read_text())
     assert set(results) == {'Bilinear', 'Nearest'}

@@ -1,88 +1,19 @@
 """Periodic ADE20K linear-probe evaluation of the upsampled features of a model being trained."""
-import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_gather_object, all_reduce, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from PIL import Image
 from torch import nn
 
-from mmjafar.datasets.image_folder import square_crop_to_tensor
-from mmjafar.models.backbones.timm_vit import IMAGENET_MEAN, IMAGENET_STD
+from mmjafar.datasets.ade20k import IGNORE_INDEX, ade20k_pairs, load_ade20k_pair
+from mmjafar.evaluation.segmentation_metrics import miou_and_accuracy, segmentation_counts
 from mmjafar.models.layers.resize import resize_features
 from mmjafar.models.upsamplers.base import BaseUpsampler
 from mmjafar.registry import HOOKS
-
-ADE20K_SPLIT_DIRS = ('training', 'validation')
-
-
-def ade20k_pairs(root: str, split: str, limit: Optional[int] = None) -> List[Tuple[str, str]]:
-    """Sorted ``(image, annotation)`` paths of an ADEChallengeData2016 split ('training' or 'validation')."""
-    if split not in ADE20K_SPLIT_DIRS:
-        raise ValueError(f'split must be one of {ADE20K_SPLIT_DIRS}, got {split!r}')
-    img_dir, ann_dir = os.path.join(root, 'images', split), os.path.join(root, 'annotations', split)
-    if not os.path.isdir(img_dir) or not os.path.isdir(ann_dir):
-        raise FileNotFoundError(f'{root!r} is not an ADEChallengeData2016 folder ({img_dir} or {ann_dir} is missing);'
-                                ' set data_root to the folder holding images/ and annotations/')
-    names = sorted(os.path.splitext(f)[0] for f in os.listdir(img_dir) if f.endswith('.jpg'))
-    pairs = [(os.path.join(img_dir, n + '.jpg'), os.path.join(ann_dir, n + '.png')) for n in names]
-    missing = [a for _, a in pairs if not os.path.isfile(a)]
-    if missing:
-        raise FileNotFoundError(f'{len(missing)} annotations are missing in {ann_dir}, e.g. {missing[0]}')
-    if not pairs:
-        raise FileNotFoundError(f'no .jpg image in {img_dir}')
-    return pairs[:limit] if limit is not None else pairs
-
-
-def square_crop_label(label: Image.Image, size: int) -> torch.Tensor:
-    """Label map -> ``(size, size)`` int64 tensor: the central square (as :func:`square_crop_to_tensor`), nearest."""
-    w, h = label.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    label = label.resize((size, size), Image.NEAREST, box=(left, top, left + side, top + side))
-    return torch.from_numpy(np.asarray(label, dtype=np.int64).copy())
-
-
-def segmentation_counts(pred: torch.Tensor, label: torch.Tensor, num_classes: int,
-                        ignore_index: int = 255) -> torch.Tensor:
-    """``(3, num_classes)`` int64 counts: intersection, union and label area per class (mmseg's IoU statistics)."""
-    valid = label != ignore_index
-    pred, label = pred[valid], label[valid]
-    inter = torch.bincount(label[pred == label], minlength=num_classes)[:num_classes]
-    area_pred = torch.bincount(pred, minlength=num_classes)[:num_classes]
-    area_label = torch.bincount(label, minlength=num_classes)[:num_classes]
-    return torch.stack([inter, area_pred + area_label - inter, area_label]).long()
-
-
-def miou_and_accuracy(counts: torch.Tensor) -> Dict[str, float]:
-    """mIoU (mean over classes present in prediction or label) and pixel accuracy, in percent."""
-    inter, union, area_label = counts.double()
-    present = union > 0
-    miou = (inter[present] / union[present]).mean().item() if present.any() else float('nan')
-    acc = (inter.sum() / area_label.sum()).item() if area_label.sum() > 0 else float('nan')
-    return {'mIoU': 100 * miou, 'aAcc': 100 * acc}
-
-
-class PixelProbe(nn.Module):
-    """BatchNorm + linear classifier on feature vectors: the 1x1-conv probe applied per pixel."""
-
-    def __init__(self, channels: int, num_classes: int) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm1d(channels)
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C) -> (N, K)``."""
-        return self.fc(self.bn(x))
-
-    def predict_map(self, features: torch.Tensor) -> torch.Tensor:
-        """``(C, H, W)`` feature map -> ``(H, W)`` class indices."""
-        c, h, w = features.shape
-        return self(features.reshape(c, h * w).t()).argmax(1).reshape(h, w)
+from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 @HOOKS.register_module()
@@ -180,12 +111,8 @@ class ADE20KProbeHook(Hook):
 
     def load(self, image_path: str, label_path: str, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
         """Normalised ``(1, 3, img_size, img_size)`` image and ``(probe_size, probe_size)`` label (255 = ignore)."""
-        with Image.open(image_path) as img:
-            image = square_crop_to_tensor(img, self.img_size).float().unsqueeze(0) / 255
-        with Image.open(label_path) as lab:
-            label = square_crop_label(lab, self.probe_size)
-        label = torch.where(label == 0, torch.full_like(label, 255), label - 1)  # reduce_zero_label
-        return ((image - self._mean) / self._std).to(device), label.to(device)
+        image, label = load_ade20k_pair(image_path, label_path, self.img_size, self.probe_size)
+        return ((image.unsqueeze(0) - self._mean) / self._std).to(device), label.to(device)
 
     @torch.no_grad()
     def features(self, backbone: nn.Module, upsampler: Optional[nn.Module], image: torch.Tensor) -> torch.Tensor:
@@ -231,13 +158,15 @@ class ADE20KProbeHook(Hook):
         return results
 
     def _sample_pixels(self, label: torch.Tensor, index: int) -> torch.Tensor:
-        valid = torch.nonzero(label != 255).flatten().cpu()
+        valid = torch.nonzero(label != IGNORE_INDEX).flatten().cpu()
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         chosen = valid[torch.randperm(len(valid), generator=gen)[:self.pixels_per_image]]
         return chosen.sort().values.to(label.device)
 
-    def fit_probe(self, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> PixelProbe:
+    def fit_probe(self, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> nn.Module:
         """Train the BatchNorm + linear probe on pixel features ``x (N, C)`` and labels ``y (N,)``."""
+        # imported on use: importing mmjafar.models.heads imports mmseg, which `import mmjafar` must not need
+        from mmjafar.models.heads.pixel_probe import PixelProbe
         if len(x) == 0:
             raise RuntimeError('ADE20KProbeHook: the training subset has no labelled pixel')
         gen = torch.Generator().manual_seed(self.seed)

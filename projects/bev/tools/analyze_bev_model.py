@@ -19,13 +19,8 @@ Conventions:
   printed for reference).
 """
 import argparse
-import os.path as osp
-import sys
 import time
 from typing import Dict, List
-
-# Allow running the file directly from a checkout (the repo root holds the ``projects`` package).
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..')))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,14 +35,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='build the ViT with this many blocks (a quick look; the default keeps the real depth)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
     return parser.parse_args(argv)
-
-
-def _proc_status_mib(field: str) -> float:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) / 1024.0
-    return float('nan')
 
 
 def sdpa_flop_jit(inputs: List, outputs: List) -> int:
@@ -106,6 +93,8 @@ def random_batch(model, image_size, device, num_cams: int = 6):
 def measure_training_step(model, inputs, samples, device) -> Dict[str, float]:
     """Peak memory and time of forward + backward + AdamW step at batch 1."""
     import torch
+
+    from mmjafar.utils.profiling import proc_status_kb
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4, weight_decay=1e-7)
     model.train()
     out = {}
@@ -114,7 +103,7 @@ def measure_training_step(model, inputs, samples, device) -> Dict[str, float]:
         torch.cuda.reset_peak_memory_stats()
         out['allocated_before_mib'] = torch.cuda.memory_allocated() / 2 ** 20
     else:
-        out['rss_before_mib'] = _proc_status_mib('VmRSS')
+        out['rss_before_mib'] = proc_status_kb('VmRSS') / 1024
     start = time.perf_counter()
     losses = model(inputs, samples, mode='loss')
     sum(losses.values()).backward()
@@ -125,7 +114,7 @@ def measure_training_step(model, inputs, samples, device) -> Dict[str, float]:
         torch.cuda.synchronize()
         out['peak_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
     else:
-        out['peak_mib'] = _proc_status_mib('VmHWM')
+        out['peak_mib'] = proc_status_kb('VmHWM') / 1024
     out['step_s'] = time.perf_counter() - start
     return out
 
@@ -161,13 +150,11 @@ def count_flops(model, inputs) -> Dict[str, float]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
-    from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
     import projects.bev.bev  # noqa: F401  (registration)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from mmjafar.engine import load_config
+    cfg = load_config(args.config, args.cfg_options)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     DefaultScope.get_instance('analyze_bev_model', scope_name='mmjafar')
     model = build_offline_model(cfg, args.vit_depth).to(device)

@@ -11,10 +11,7 @@ import argparse
 import os
 import os.path as osp
 import pickle
-import sys
 import time
-
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..')))
 
 # The six nuScenes cameras (projects.bev.bev.geometry.CAMERA_NAMES; not imported here so --help stays fast).
 CAMERA_NAMES = ('CAM_FRONT_LEFT', 'CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_BACK_LEFT', 'CAM_BACK', 'CAM_BACK_RIGHT')

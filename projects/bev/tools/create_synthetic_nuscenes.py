@@ -6,10 +6,6 @@ the ``*_synthetic.py`` configs and CI.
 """
 import argparse
 import os.path as osp
-import sys
-
-# Allow running the file directly from a checkout (the repo root holds the ``projects`` package).
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..')))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

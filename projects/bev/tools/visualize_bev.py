@@ -13,13 +13,11 @@ The images are drawn as the model sees them (after the validation pipeline's res
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import List, Optional
-
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..')))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description='PNG of camera images, GT BEV and predicted BEV masks')
     parser.add_argument('config', help='a BEV config (model + dataset), or a dataset config for GT only')
     parser.add_argument('--checkpoint', help='model checkpoint; without it only the GT is drawn')
@@ -30,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out-dir', default='vis_bev', help='output folder (default vis_bev)')
     parser.add_argument('--device', default='cpu', help='device of the model, e.g. cuda:0 (default cpu)')
     parser.add_argument('--tile-width', type=int, default=320, help='width of one camera tile in pixels')
-    parser.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config entries, e.g. val_dataloader.dataset.data_root=data/x')
     return parser.parse_args(argv)
 
@@ -39,21 +37,16 @@ def main(argv=None) -> List[str]:
     """Run the tool; returns the written PNG paths."""
     args = parse_args(argv)
     import torch
-    from mmengine.config import Config, DictAction
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import DATASETS, MODELS, init_default_scope
     from mmengine.runner import load_checkpoint
 
-    from mmjafar.engine import runner_checkpoint_loading
+    from mmjafar.engine import load_config, runner_checkpoint_loading
 
+    import projects.bev.bev  # noqa: F401  (registration, also for dataset-only configs)
     from projects.bev.bev.visualization import save_bev_visualization
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        options = argparse.Namespace()
-        DictAction(option_strings=[], dest='opts')(None, options, args.cfg_options)
-        cfg.merge_from_dict(options.opts)
-    import projects.bev.bev  # noqa: F401  (registration, also for dataset-only configs)
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmjafar'))
     loader_cfg = cfg.get(f'{args.split}_dataloader')
     if loader_cfg is None:

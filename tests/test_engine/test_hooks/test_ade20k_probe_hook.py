@@ -9,8 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.model import BaseModel
 
-from mmjafar.engine.hooks.ade20k_probe_hook import (ADE20KProbeHook, ade20k_pairs, miou_and_accuracy,
-                                                    segmentation_counts)
+from mmjafar.datasets.ade20k import ade20k_pairs
+from mmjafar.engine.hooks import ADE20KProbeHook  # noqa: F401  (registration)
+from mmjafar.evaluation.segmentation_metrics import miou_and_accuracy, segmentation_counts
 from mmjafar.registry import HOOKS, MODELS
 from mmjafar.testing import make_ade20k
 
