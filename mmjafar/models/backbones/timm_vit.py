@@ -1,114 +1,27 @@
 """Frozen timm foundation encoders (ViT, Eva/DINOv3, NaFlexViT/RADIO, ConvNeXt) as OpenMMLab backbones returning
 NCHW feature maps plus the guidance image, through timm's ``forward_intermediates`` API."""
-import os
-import pickle
-import socket
-import sys
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
+from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
+from ..layers.freezing import FreezableMixin
 from ..layers.resize import resize_features
+from .timm_weights import (_import_timm, cached_hub_weights, choose_weights, hub_reachable, load_weights_file,
+                           read_vit_state_dict)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ['TimmBackbone', 'TimmViT', 'IMAGENET_MEAN', 'IMAGENET_STD', 'RESIZE_MODES', 'cached_hub_weights',
+           'hub_reachable', 'read_vit_state_dict']
+
 RESIZE_MODES = (None, 'grid', 'image')
-# Keys under which training frameworks nest a state dict, and prefixes they put in front of the ViT's own keys.
-_WRAPPER_KEYS = ('state_dict', 'model', 'module', 'teacher', 'student')
-_KEY_PREFIXES = ('module.', 'backbone.', 'model.', 'encoder.')
-
-
-def _import_timm():
-    try:
-        import timm
-    except ImportError as err:  # pragma: no cover - timm is a runtime requirement
-        raise ImportError('the mmjafar timm backbones need timm: pip install timm') from err
-    return timm
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection (False offline or with HF_HUB_OFFLINE=1)."""
-    if os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false', 'False'):
-        return False
-    endpoint = os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
-    host = endpoint.split('://', 1)[-1].split('/', 1)[0]
-    port = 443 if endpoint.startswith('https') else 80
-    if ':' in host:
-        host, port = host.rsplit(':', 1)[0], int(host.rsplit(':', 1)[1])
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def cached_hub_weights(model_name: str) -> Optional[str]:
-    """Path of the model's weights in the local Hugging Face cache, or None."""
-    timm = _import_timm()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return None
-    cfg = timm.models.get_pretrained_cfg(model_name)
-    hub_id = getattr(cfg, 'hf_hub_id', None) if cfg is not None else None
-    if not hub_id:
-        return None
-    repo_id, _, revision = hub_id.partition('@')
-    for filename in ('open_clip_model.safetensors', 'model.safetensors', 'pytorch_model.bin'):
-        path = try_to_load_from_cache(repo_id, filename, revision=revision or None)
-        if isinstance(path, str) and os.path.isfile(path):
-            return path
-    return None
-
-
-def read_vit_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Read a ViT state dict from a timm file (``.safetensors``/``.pth``) or an mmengine checkpoint.
-
-    Wrappers such as ``{'state_dict': ...}`` are unwrapped and prefixes such as ``backbone.model.`` stripped, so a
-    checkpoint of a whole mmjafar segmentor or pretraining run works as well as a bare timm state dict.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'TimmViT: checkpoint file {path!r} does not exist; set checkpoint= to a local '
-                                'timm or mmengine .pth/.safetensors file of this model')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        state = load_file(path)
-    else:
-        try:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError:  # training checkpoints also pickle logger / optimizer objects
-            print_log(f'TimmViT: {path} holds more than tensors; loading it with full unpickling (only load '
-                      'checkpoints you trust)', logger='current', level=30)
-            state = torch.load(path, map_location='cpu', weights_only=False)
-    unwrapped = True
-    while unwrapped and isinstance(state, dict):
-        inner = [key for key in _WRAPPER_KEYS if isinstance(state.get(key), dict)]
-        unwrapped = bool(inner)
-        if inner:
-            state = state[inner[0]]
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f'TimmViT: {path!r} holds no state dict of tensors')
-    # segmentor checkpoints hold other modules too: keep the backbone's part when there is one
-    if any(k.startswith('backbone.') for k in state):
-        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _KEY_PREFIXES:
-            if state and all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
-                changed = True
-    return state
 
 
 @MODELS.register_module()
-class TimmBackbone(BaseModule):
+class TimmBackbone(FreezableMixin, BaseModule):
     """Any timm encoder with ``forward_intermediates`` as a (by default frozen) backbone returning NCHW maps.
 
     Covers the timm families with that API: ViT (DINO, DINOv2 with or without registers, CLIP, SigLIP/SigLIP 2,
@@ -187,14 +100,14 @@ class TimmBackbone(BaseModule):
         self.image_scale = float(image_scale)
         self.resize_output = resize_output
 
-        weights_path, use_hub = self._choose_weights(model_name, pretrained, checkpoint, random_init)
+        weights_path, use_hub = choose_weights(model_name, pretrained, checkpoint, random_init)
         self.model = self._create(timm, model_name, use_hub, dict(model_kwargs or {}))
         if not hasattr(self.model, 'forward_intermediates') or not getattr(self.model, 'feature_info', None):
             raise ValueError(f'{name}: timm model {model_name!r} has no forward_intermediates / feature_info; use a '
                              'ViT, Eva (DINOv3), NaFlexViT (RADIO) or CNN such as ConvNeXt')
         self.weights_source = 'hub' if use_hub else (weights_path or 'random')
         if weights_path is not None:
-            self._load_file(weights_path)
+            load_weights_file(self.model, weights_path, f'{name}({model_name})')
         # timm initialised (or loaded) the model already: init_weights() of a Runner must not redo it.
         self.model.is_init = True
 
@@ -234,8 +147,6 @@ class TimmBackbone(BaseModule):
         self.renormalize = not (torch.allclose(mean, inet_mean) and torch.allclose(std, inet_std))
         self.register_buffer('_renorm_scale', (inet_std / std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('_renorm_shift', ((inet_mean - mean) / std).view(1, 3, 1, 1), persistent=False)
-        if frozen:
-            self._freeze()
 
     @staticmethod
     def _create(timm, model_name: str, use_hub: bool, model_kwargs: Dict) -> nn.Module:
@@ -259,65 +170,8 @@ class TimmBackbone(BaseModule):
             raise ValueError(f'{type(self).__name__}: non-square patches {patch} are not supported')
         return int(patch[0])
 
-    # ------------------------------------------------------------------ weights
-    @staticmethod
-    def _choose_weights(model_name: str, pretrained: bool, checkpoint: Optional[str],
-                        random_init: bool) -> Tuple[Optional[str], bool]:
-        """``(local file or None, load through timm's hub)`` following the documented order."""
-        if checkpoint is not None:
-            if not os.path.isfile(checkpoint):
-                raise FileNotFoundError(f'TimmBackbone({model_name}): checkpoint file {checkpoint!r} does not exist; '
-                                        'set checkpoint= to a local timm or mmengine .pth/.safetensors file')
-            return checkpoint, False
-        if pretrained:
-            cached = cached_hub_weights(model_name)
-            if cached is not None:
-                return cached, False
-            if hub_reachable():
-                return None, True
-            reason = 'pretrained=True but the Hugging Face hub is unreachable and the weights are not cached'
-        else:
-            reason = 'pretrained=False and no checkpoint was given'
-        if random_init:
-            warnings.warn(f'TimmBackbone({model_name}): {reason}; using RANDOM weights because random_init=True. '
-                          'Features of a random model are meaningless for evaluation.', stacklevel=3)
-            print_log(f'TimmBackbone({model_name}): RANDOM weights ({reason})', logger='current', level=30)
-            return None, False
-        raise RuntimeError(f'TimmBackbone({model_name}): no weights: {reason}. Either set checkpoint=\'/path/to/'
-                           'weights.pth\' (timm or mmengine layout), make the hub reachable (or pre-fill the '
-                           'Hugging Face cache, e.g. HF_HOME), or set random_init=True to run with random weights.')
-
-    def _load_file(self, path: str) -> None:
-        state = read_vit_state_dict(path)
-        # the family's own converter (original DINOv3 / RADIO / OpenAI layouts -> timm); timm layouts pass through
-        convert = getattr(sys.modules.get(type(self.model).__module__), 'checkpoint_filter_fn', None)
-        if convert is not None:
-            state = convert(state, self.model)
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
-        # heads are dropped (num_classes=0); anything else missing means the file is for another model
-        missing = [k for k in missing if not k.startswith('head.')]
-        unexpected = [k for k in unexpected if not k.startswith(('head.', 'fc_norm.', 'mask_token'))]
-        if missing or unexpected:
-            raise ValueError(f'{type(self).__name__}({self.model_name}): {path!r} does not fit this model: missing '
-                             f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected '
-                             f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; is it the checkpoint of '
-                             'another architecture? Pass the matching model_name.')
-        print_log(f'{type(self).__name__}({self.model_name}): loaded weights from {path}', logger='current')
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.frozen:
-            self._freeze()
-
-    # ------------------------------------------------------------------ frozen
-    def _freeze(self) -> None:
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True):
-        super().train(mode and not self.frozen)
-        return self
+    #: the weights rule of :func:`~.timm_weights.choose_weights` (kept here for existing callers)
+    _choose_weights = staticmethod(choose_weights)
 
     # ------------------------------------------------------------------ forward
     def _check_indices(self, out_indices: Union[int, Sequence[int]]) -> List[int]:

@@ -19,31 +19,21 @@ with ``V / H``; the probabilities exist only as one chunk's logit buffer. On CUD
 ``scaled_dot_product_attention`` per chunk with ``V`` broadcast to every head, then the head mean
 (:func:`sdpa_averaged_attention`): ``mean_h softmax(Q_h K_h^T) V = mean_h SDPA(Q_h, K_h, V)``.
 
-The ``naive`` implementation materialises the full weight tensor, as the official code does; it is kept for
-comparison and parity tests. The default comes from the environment variable ``MMJAFAR_ATTN_IMPL``
-('lean' unless set).
+The kernels live in :mod:`.attention_kernels`. The choice between the paths is the project-wide ``impl``
+vocabulary (:mod:`.attention_impl`): 'auto' and 'torch' take the lean path above; 'reference' materialises the
+full weight tensor, as the official code does (kept for comparison, parity tests and attention maps); None
+follows the process-wide default (:func:`~.attention_impl.set_attn_impl`, env ``MMJAFAR_ATTN_IMPL``).
 """
 import math
-import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention_impl import check_attn_impl, resolve_attn_impl
 from .attention_kernels import (_chunk_len, _fused_ok, _LeanAveragedAttention, _LeanProjectedAttention, _mean_probs,
                                 fused_averaged_attention, fused_projected_attention, sdpa_averaged_attention)
-
-ATTN_IMPLS = ('lean', 'naive')
-#: Default implementation for modules built with ``impl=None``.
-DEFAULT_IMPL = os.environ.get('MMJAFAR_ATTN_IMPL', 'lean')
-
-
-def _check_impl(impl: Optional[str]) -> str:
-    impl = DEFAULT_IMPL if impl is None else impl
-    if impl not in ATTN_IMPLS:
-        raise ValueError(f"attention impl must be one of {ATTN_IMPLS}, got {impl!r}")
-    return impl
 
 
 def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: Optional[str] = None,
@@ -54,7 +44,8 @@ def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: 
         q: ``(B, H, Nq, d)`` queries, already scaled.
         k: ``(B, H, Nk, d)`` keys.
         v: ``(B, Nk, C)`` values shared by all heads.
-        impl: 'lean' (chunked, bounded memory, also in backward) or 'naive' (materialised weights).
+        impl: 'auto' or 'torch' (lean: chunked, bounded memory, also in backward), 'reference' (materialised
+            weights) or None (the process-wide default); see :mod:`.attention_impl`.
         chunk_elements: lean only: budget of one chunk of logits in elements (``B*H*n*Nk``).
         bias: optional additive logit bias ``(Nq, Nk)`` (e.g. ``-inf`` outside a window). With a bias the lean
             path chunks the forward pass only; autograd then keeps each chunk's weights.
@@ -62,10 +53,10 @@ def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: 
     Returns:
         ``(B, Nq, C)`` in ``v``'s dtype after promotion with ``q``'s.
     """
-    impl = _check_impl(impl)
+    impl = resolve_attn_impl(impl, owner='averaged_attention')
     dtype = torch.promote_types(q.dtype, v.dtype)
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
-    if impl == 'naive':
+    if impl == 'reference':
         return torch.matmul(_mean_probs(q, k, bias).to(dtype), v)
     chunk = _chunk_len(q.shape[0], q.shape[1], q.shape[2], k.shape[2], chunk_elements)
     grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
@@ -94,7 +85,8 @@ class HeadAveragedCrossAttention(nn.Module):
         key_dim: channels of keys (must equal ``query_dim``, as in the official module).
         value_dim: channels of the values (the backbone features).
         num_heads: attention heads.
-        impl: 'lean', 'naive' or None (module default, see :data:`DEFAULT_IMPL`).
+        impl: 'auto', 'torch', 'reference' or None (the process-wide default); see :mod:`.attention_impl`. Also
+            an attribute, read at each call.
         chunk_elements: working-set budget of the lean path (elements of one chunk of logits).
         value_norm: whether the (unused) ``norm_v`` RMSNorm exists, as in JAFAR (AnyUp has none).
         mha_value: what the naive path hands to ``nn.MultiheadAttention`` as its value input: 'value' (JAFAR:
@@ -114,7 +106,7 @@ class HeadAveragedCrossAttention(nn.Module):
         if query_dim % num_heads:
             raise ValueError(f'query_dim ({query_dim}) must be divisible by num_heads ({num_heads})')
         self.num_heads = num_heads
-        self.impl = None if impl is None else _check_impl(impl)
+        self.impl = check_attn_impl(impl, owner='HeadAveragedCrossAttention')
         self.chunk_elements = chunk_elements
         self.norm_q = nn.RMSNorm(query_dim)
         self.norm_k = nn.RMSNorm(key_dim)
@@ -162,8 +154,8 @@ class HeadAveragedCrossAttention(nn.Module):
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(B, Nq, Dq), (B, Nk, Dk), (B, Nk, C) -> (B, Nq, C)``; ``attn_bias`` ``(Nq, Nk)`` is added to the logits."""
-        impl = _check_impl(self.impl)
-        if impl == 'naive':  # the official path: nn.MultiheadAttention with need_weights=True
+        # 'reference': the official path, nn.MultiheadAttention with need_weights=True
+        if resolve_attn_impl(self.impl, owner='HeadAveragedCrossAttention') == 'reference':
             key_n = self.norm_k(key)
             mha_value = key_n if self.mha_value == 'key' else self.norm_v(value)
             mask = None if attn_bias is None else attn_bias.to(query.dtype)
@@ -180,7 +172,7 @@ class HeadAveragedCrossAttention(nn.Module):
                 chunk = _chunk_len(1, self.num_heads, query.shape[1], k.shape[2], self.chunk_elements)
                 return _LeanProjectedAttention.apply(query, weight, bias, self.norm_q.weight, k, value,
                                                      self.num_heads, self.norm_q.eps, chunk)
-            return averaged_attention(self.project_queries(query), k, value, impl='lean',
+            return averaged_attention(self.project_queries(query), k, value, impl='torch',
                                       chunk_elements=self.chunk_elements, bias=attn_bias)
         if _fused_ok(query, key, value) and all(p.dtype == query.dtype for p in self.parameters()):
             weight, bias = self._projection(0)
@@ -193,7 +185,7 @@ class HeadAveragedCrossAttention(nn.Module):
         chunk = _chunk_len(query.shape[0], self.num_heads, query.shape[1], k.shape[2], self.chunk_elements)
         out = None
         for s in range(0, query.shape[1], chunk):
-            part = averaged_attention(self.project_queries(query[:, s:s + chunk]), k, value, impl='lean',
+            part = averaged_attention(self.project_queries(query[:, s:s + chunk]), k, value, impl='torch',
                                       chunk_elements=self.chunk_elements,
                                       bias=None if attn_bias is None else attn_bias[s:s + chunk])
             if out is None:
@@ -232,3 +224,16 @@ class CrossAttentionBlock(nn.Module):
         b, _, out_h, out_w = queries.shape
         out = self.cross_attn(self.tokens(self.conv2d(queries)), self.tokens(keys), self.tokens(values))
         return out.view(b, out_h, out_w, -1).permute(0, 3, 1, 2)
+
+
+def cross_attention_impl(kernels: Sequence[str] = ()) -> property:
+    """The ``impl`` property of an upsampler whose attention is ``self.cross_decode.cross_attn`` (JAFAR, AnyUp):
+    reads and writes the attention module's own ``impl``, so the upsampler and its attention never disagree."""
+
+    def get(self) -> Optional[str]:
+        return self.cross_decode.cross_attn.impl
+
+    def set_(self, impl: Optional[str]) -> None:
+        self.cross_decode.cross_attn.impl = check_attn_impl(impl, kernels, type(self).__name__)
+
+    return property(get, set_, doc='attention implementation (see :mod:`~mmjafar.models.layers.attention_impl`)')

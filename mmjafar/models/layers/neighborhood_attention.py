@@ -25,10 +25,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .device_kernels import use_kernel
+from .attention_impl import use_kernel_impl
 from .window_attention import windowed_attention
-
-NA_IMPLS = ('auto', 'torch', 'natten')
 
 
 def natten_available() -> bool:
@@ -124,7 +122,7 @@ def _natten_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_
 
 
 def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: Tuple[int, int],
-                              dilation: Tuple[int, int], scale: float, impl: str = 'auto',
+                              dilation: Tuple[int, int], scale: float, impl: Optional[str] = None,
                               average_heads: bool = False, chunk_elements: Optional[int] = None) -> torch.Tensor:
     """Dilated neighbourhood attention of ``q`` over ``k``/``v`` enlarged (``nearest-exact``) to ``q``'s grid.
 
@@ -135,9 +133,9 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         kernel_size: ``(K_h, K_w)``, odd.
         dilation: ``(d_h, d_w)`` with ``K * d`` at most the query grid on each axis.
         scale: logit scale.
-        impl: 'torch' (pure PyTorch, tiled, exact), 'natten' (NATTEN's kernels; an error where they cannot run)
-            or 'auto' (NATTEN when it is installed and supports the tensors' device and dtype, else 'torch'; see
-            :mod:`.device_kernels`).
+        impl: (:mod:`.attention_impl`) 'torch' or 'reference' (pure PyTorch, tiled, exact), 'natten' (NATTEN's
+            kernels; an error where they cannot run), 'auto' (NATTEN when it is installed and supports the tensors'
+            device and dtype, else 'torch'; see :mod:`.device_kernels`) or None (the process-wide default).
         average_heads: average the weights over heads and apply them to ``v[:, 0]`` (all heads must share the
             values; AnyUp's NATTEN variant) instead of concatenating per-head outputs.
         chunk_elements: working-set budget of the 'torch' path (see :func:`windowed_attention`).
@@ -145,11 +143,9 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     Returns:
         ``(B, H, W, n * dv)`` (head-major channels), or ``(B, H, W, dv)`` with ``average_heads``.
     """
-    if impl not in NA_IMPLS:
-        raise ValueError(f'impl must be one of {NA_IMPLS}, got {impl!r}')
     kernel_size, dilation = tuple(kernel_size), tuple(dilation)
     _check_shapes(q, k, v, kernel_size, dilation)
-    if impl != 'torch' and use_kernel('natten', q, impl == 'natten', "neighborhood_attention_2d(impl='natten')"):
+    if use_kernel_impl(impl, 'natten', q, 'neighborhood_attention_2d'):
         out = _natten_attention(q, k, v, kernel_size, dilation, scale)
         return out.unflatten(-1, (q.shape[1], -1)).mean(dim=3) if average_heads else out
     (out_h, out_w), (h, w) = q.shape[2:4], k.shape[2:4]

@@ -24,17 +24,21 @@ def get_stages(module: nn.Module) -> List[nn.Module]:
 
 
 def run_stages(module: nn.Module, features: torch.Tensor, guidance: Optional[torch.Tensor] = None,
-               output_size: Optional[Sequence[int]] = None) -> List[torch.Tensor]:
+               output_size: Optional[Sequence[int]] = None, num_stages: Optional[int] = None) -> List[torch.Tensor]:
     """Apply ``up1, up2, ...`` of ``module`` in turn; returns every stage's output (the last one is the result).
 
     Unguided stages are called as ``stage(features)``; guided ones as ``stage(features, pooled)`` where
     ``pooled`` is ``guidance`` brought to twice the current grid by ``adaptive_avg_pool2d`` (FeatUp's rule,
     which also enlarges a guidance image smaller than that grid). With ``output_size``, the stages stop once the
     grid covers it on both axes: further x2 stages would only be shrunk again by the final resize (a x4 neck
-    level runs two stages of a four-stage module).
+    level runs two stages of a four-stage module). With ``num_stages``, exactly the first ``num_stages`` run
+    (``output_size`` is then not used).
     """
     outs = []
-    for stage in get_stages(module):
+    stages = get_stages(module)
+    if num_stages is not None:
+        stages, output_size = stages[:num_stages], None
+    for stage in stages:
         h, w = features.shape[-2:]
         if outs and output_size is not None and h >= output_size[0] and w >= output_size[1]:
             break

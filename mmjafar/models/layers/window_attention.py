@@ -18,7 +18,8 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from .attention import CrossAttentionBlock, _check_impl
+from .attention import CrossAttentionBlock
+from .attention_impl import resolve_attn_impl
 from .attention_kernels import attention_probs
 
 #: Default working-set budget of one tile's logits, in elements (16 MiB in float32).
@@ -131,8 +132,8 @@ class WindowedCrossAttentionBlock(CrossAttentionBlock):
     """:class:`CrossAttentionBlock` whose queries see only a separable window of the keys (AnyUp's ``cross_decode``).
 
     Same parameters (hence checkpoint keys) as its parent. ``forward(queries (B, Dq, Ho, Wo), keys (B, Dk, h, w),
-    values (B, C, h, w), row_bias (Ho, h), col_bias (Wo, w)) -> (B, C, Ho, Wo)``: 'naive' runs the official
-    ``nn.MultiheadAttention`` with the dense bias as ``attn_mask``; 'lean' (default) projects with the same
+    values (B, C, h, w), row_bias (Ho, h), col_bias (Wo, w)) -> (B, C, Ho, Wo)``: ``impl='reference'`` runs the
+    official ``nn.MultiheadAttention`` with the dense bias as ``attn_mask``; 'auto' / 'torch' project with the same
     weights and runs :func:`windowed_attention`, exact to the dense result, never holding ``Nq x Nk`` values.
     """
 
@@ -144,7 +145,7 @@ class WindowedCrossAttentionBlock(CrossAttentionBlock):
         h, w = keys.shape[-2:]
         attn = self.cross_attn
         q_tokens, k_tokens = self.tokens(self.conv2d(queries)), self.tokens(keys)
-        if _check_impl(attn.impl) == 'naive':
+        if resolve_attn_impl(attn.impl) == 'reference':
             bias = dense_window_bias(row_bias, col_bias).to(queries.device)
             out = attn(q_tokens, k_tokens, self.tokens(values), attn_bias=bias)
             return out.view(b, out_h, out_w, -1).permute(0, 3, 1, 2)
@@ -160,4 +161,3 @@ class WindowedCrossAttentionBlock(CrossAttentionBlock):
         """Head-averaged weights ``(B, Ho*Wo, h*w)`` with the window applied (materialised; for visualisation)."""
         bias = None if row_bias is None else dense_window_bias(row_bias, col_bias).to(queries.device)
         return self.cross_attn.attention_weights(self.tokens(self.conv2d(queries)), self.tokens(keys), bias)
-

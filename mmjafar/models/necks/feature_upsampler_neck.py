@@ -8,7 +8,9 @@ from torch import nn
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
 from ..checkpoint_loading import StrictPretrainedMixin
-from ..upsamplers.base import BaseUpsampler, SizeLike, to_size
+from ..layers.freezing import freeze
+from ..layers.sizes import SizeLike, check_scale, scaled_size, to_size
+from ..upsamplers.base import BaseUpsampler
 
 
 @MODELS.register_module()
@@ -29,7 +31,8 @@ class FeatureUpsamplerNeck(StrictPretrainedMixin, BaseModule):
         keep_inputs: True returns every input map, the chosen ones replaced by their upsampled version (the
             positions a decode head's ``in_index`` refers to are preserved); False returns only the upsampled maps.
         output_size: output size (int or (H, W)) for every call; None defers to the upsampler's own default.
-        scale_factor: output size as a multiple of each map's grid (used when ``output_size`` is None).
+        scale_factor: output size as a multiple of each map's grid (used when ``output_size`` is None; floored,
+            see :func:`~mmjafar.models.layers.sizes.scaled_size`).
         out_channels: None (default) preserves the channel count; an int appends a trainable 1x1 convolution per
             upsampled map projecting to that many channels.
         frozen: freeze the upsampler (no gradients, eval mode kept) for linear probing; a projection stays
@@ -59,9 +62,7 @@ class FeatureUpsamplerNeck(StrictPretrainedMixin, BaseModule):
             raise ValueError('FeatureUpsamplerNeck: in_index is empty')
         self.keep_inputs = keep_inputs
         self.output_size = None if output_size is None else to_size(output_size)
-        if scale_factor is not None and scale_factor <= 0:
-            raise ValueError(f'FeatureUpsamplerNeck: scale_factor must be positive, got {scale_factor}')
-        self.scale_factor = scale_factor
+        self.scale_factor = check_scale(scale_factor, owner='FeatureUpsamplerNeck')
         self.frozen = frozen
         self.projections = None
         if out_channels is not None:
@@ -71,30 +72,13 @@ class FeatureUpsamplerNeck(StrictPretrainedMixin, BaseModule):
                                  f'count; {type(self.upsampler).__name__} takes any, so leave out_channels=None')
             self.projections = nn.ModuleList(nn.Conv2d(channels, out_channels, 1) for _ in self.in_index)
         if frozen:
-            self._freeze_upsampler()
-
-    def _freeze_upsampler(self) -> None:
-        for p in self.upsampler.parameters():
-            p.requires_grad_(False)
-        self.upsampler.eval()
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.frozen:
-            self._freeze_upsampler()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:
-            self.upsampler.eval()
-        return self
+            freeze(self.upsampler)  # the upsampler's own flag keeps it frozen through train() and init_weights()
 
     def _size(self, features: torch.Tensor) -> Optional[SizeLike]:
         if self.output_size is not None:
             return self.output_size
         if self.scale_factor is not None:
-            h, w = features.shape[-2:]
-            return (int(h * self.scale_factor), int(w * self.scale_factor))
+            return scaled_size(features.shape[-2:], self.scale_factor)
         return None
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> GuidedFeatures:
@@ -109,7 +93,7 @@ class FeatureUpsamplerNeck(StrictPretrainedMixin, BaseModule):
         if None in indices:
             raise IndexError(f'FeatureUpsamplerNeck: in_index {self.in_index} is out of range for {len(maps)} maps')
         # a frozen upsampler needs no graph unless gradients must reach a trainable backbone through it
-        needs_grad = not self.frozen or any(maps[i].requires_grad for i in indices)
+        needs_grad = not self.upsampler.frozen or any(maps[i].requires_grad for i in indices)
         with torch.set_grad_enabled(torch.is_grad_enabled() and needs_grad):
             upsampled = [self.upsampler(image, maps[i], self._size(maps[i])) for i in indices]
         if self.projections is not None:

@@ -1,5 +1,4 @@
 """mmseg's ``MultiLevelNeck`` with its up-scales done by a registered upsampler (imported only with mmseg)."""
-import math
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -10,6 +9,7 @@ from mmseg.models.necks import MultiLevelNeck
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
 from ..checkpoint_loading import StrictPretrainedMixin
+from ..layers.sizes import scaled_size
 from .level_upsamplers import LevelUpsamplers, check_levels
 
 
@@ -80,7 +80,7 @@ class GuidedMultiLevelNeck(StrictPretrainedMixin, MultiLevelNeck):
         image = check_levels(type(self).__name__, inputs, self.in_channels)
         sources = [inputs[self._source(i)] for i in range(self.num_outs)]
         up_levels = [i for i, s in enumerate(self.scales) if s > 1]
-        sizes = {i: tuple(math.floor(n * self.scales[i]) for n in sources[i].shape[-2:]) for i in up_levels}
+        sizes = {i: scaled_size(sources[i].shape[-2:], self.scales[i]) for i in up_levels}
         lateral = [self.lateral_convs[self._source(i)] for i in range(self.num_outs)]
         if self.upsample_inputs:
             upsampled = self.upsamplers(image, {i: sources[i] for i in up_levels}, sizes)

@@ -8,10 +8,9 @@ from mmengine.dist import get_dist_info
 from mmengine.model import BaseModel
 
 from mmjafar.registry import MODELS
-from ..upsamplers.base import BaseUpsampler, to_size
-
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+from mmjafar.utils.normalization import IMAGENET_MEAN_255, IMAGENET_STD_255
+from ..layers.sizes import scaled_size, to_size
+from ..upsamplers.base import BaseUpsampler
 
 
 def round_to_multiple(value: float, multiple: int) -> int:
@@ -83,7 +82,7 @@ class UpsamplerPretrainer(BaseModel):
                  blur_prob: float = 0.5, blur_kernel: int = 5, blur_sigma: float = 1.0, noise_prob: float = 0.3,
                  noise_std: float = 0.02, seed: int = 0, init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
-            data_preprocessor = dict(type='ImgDataPreprocessor', mean=IMAGENET_MEAN, std=IMAGENET_STD)
+            data_preprocessor = dict(type='ImgDataPreprocessor', mean=IMAGENET_MEAN_255, std=IMAGENET_STD_255)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         lo, hi = (float(v) for v in downsample_range)
         if not 1 <= lo <= hi:
@@ -142,14 +141,14 @@ class UpsamplerPretrainer(BaseModel):
     def guidance(self, image: torch.Tensor) -> torch.Tensor:
         if self.guidance_scale == 1:
             return image
-        size = tuple(max(1, int(round(s * self.guidance_scale))) for s in image.shape[-2:])
+        size = scaled_size(image.shape[-2:], self.guidance_scale)
         return F.interpolate(image, size=size, mode='bilinear', align_corners=False)
 
     def _pixel_stats(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         mean = getattr(self.data_preprocessor, 'mean', None)
         std = getattr(self.data_preprocessor, 'std', None)
         if mean is None or std is None:
-            mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+            mean, std = torch.tensor(IMAGENET_MEAN_255), torch.tensor(IMAGENET_STD_255)
         return (mean.view(1, -1, 1, 1).to(image) / 255, std.view(1, -1, 1, 1).to(image) / 255)
 
     def perturb(self, image: torch.Tensor, step: int) -> torch.Tensor:

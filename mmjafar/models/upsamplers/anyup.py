@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from mmjafar.registry import MODELS
 from ..layers import RoPE2d, apply_rope_2d, encode_and_pool_many, make_encoder
-from ..layers.attention import _check_impl
+from ..layers.attention import cross_attention_impl
+from ..layers.attention_impl import check_attn_impl, resolve_attn_impl
 from ..layers.feature_unification import LearnedFeatureUnification
 from ..layers.neighborhood_attention import neighborhood_attention_2d
 from ..layers.window_attention import WindowedCrossAttentionBlock, ratio_window_bias
@@ -23,9 +24,10 @@ class AnyUp(BaseUpsampler):
     code with the unified features, and every output pixel only sees keys within ``window_ratio`` of its
     position (relative to the image; bounds in float32 as upstream).
 
-    Attention paths (``impl``): 'lean' (default) computes the masked attention tile by tile, each tile of output
-    pixels against the key rectangle it can see (exact to the dense masked result, bounded memory, no
-    ``B x heads x Nq x Nk`` tensor); 'naive' is the official dense ``nn.MultiheadAttention`` with the mask.
+    Attention paths (``impl``, :mod:`~mmjafar.models.layers.attention_impl`): 'auto' (default) or 'torch' computes
+    the masked attention tile by tile, each tile of output pixels against the key rectangle it can see (exact to
+    the dense masked result, bounded memory, no ``B x heads x Nq x Nk`` tensor); 'reference' is the official dense
+    ``nn.MultiheadAttention`` with the mask.
     ``use_natten=True`` switches to the official optional NATTEN variant instead (a dilated neighbourhood of
     ``odd(max(3, round(2 * window_ratio * h)))`` keys per axis on the nearest-enlarged keys; windows differ
     slightly from the mask), computed in pure PyTorch, or with NATTEN's kernels on CUDA when installed. Both use
@@ -45,9 +47,11 @@ class AnyUp(BaseUpsampler):
         init_gaussian_derivatives: initialise the unification filters with Gaussian derivatives.
         use_natten: use the NATTEN-style neighbourhood windows (see above) instead of the window mask.
         lfu_dim: filters of the unification layer (default ``qk_dim``).
-        impl: 'lean' or 'naive' for the masked path (None: module default, 'lean').
+        impl: None (the process-wide default, 'auto'), 'auto', 'torch' or 'reference' (see above; the NATTEN
+            variant takes NATTEN's kernels with 'auto' where they can run). Also an attribute.
         chunk_elements: working-set budget in elements of the lean attention and the unification layer.
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`.
 
     Example:
         >>> import torch
@@ -57,19 +61,17 @@ class AnyUp(BaseUpsampler):
     """
 
     checkpoint_wrapper_keys = ('anyup', )
+    impl = cross_attention_impl()
 
     def __init__(self, input_dim: int = 3, qk_dim: int = 128, kernel_size: int = 1, kernel_size_lfu: int = 5,
                  window_ratio: float = 0.1, num_heads: int = 4, init_gaussian_derivatives: bool = False,
                  use_natten: bool = False, lfu_dim: Optional[int] = None, impl: Optional[str] = None,
-                 chunk_elements: Optional[int] = None, output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,
-                 init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 chunk_elements: Optional[int] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
         lfu_dim = qk_dim if lfu_dim is None else lfu_dim
+        impl = check_attn_impl(impl, owner=type(self).__name__)
         self.input_dim, self.qk_dim, self.lfu_dim, self.num_heads = input_dim, qk_dim, lfu_dim, num_heads
         self.window_ratio, self.use_natten = window_ratio, use_natten
-        self.impl = None if impl is None else _check_impl(impl)
         encoder = dict(layout='sequential')
         self.image_encoder = make_encoder(input_dim, qk_dim, kernel_size=kernel_size, **encoder)
         self.key_encoder = make_encoder(qk_dim, qk_dim, **encoder)
@@ -103,7 +105,7 @@ class AnyUp(BaseUpsampler):
         code = self.encode_image(image)
         grids = [tuple(f.shape[-2:]) for f in features]
         sizes, unique_grids = unique_sizes(output_sizes), unique_sizes(grids)
-        if _check_impl(self.impl) == 'naive':
+        if resolve_attn_impl(self.impl) == 'reference':
             full_q, full_k = self.query_encoder(code), self.key_encoder(code)
             pooled_q = [F.adaptive_avg_pool2d(full_q, s) for s in sizes]
             pooled_k = [F.adaptive_avg_pool2d(full_k, g) for g in unique_grids]
@@ -153,7 +155,7 @@ class AnyUp(BaseUpsampler):
         values = features.permute(0, 2, 3, 1)[:, None].expand(-1, self.num_heads, -1, -1, -1)
         try:
             out = neighborhood_attention_2d(q, k, values, kernel, dilation, scale=1.0, average_heads=True,
-                                            chunk_elements=block.cross_attn.chunk_elements)
+                                            impl=self.impl, chunk_elements=block.cross_attn.chunk_elements)
         except ValueError as err:
             raise ValueError(f'AnyUp(use_natten=True): {err}; the NATTEN variant needs the output to be at least '
                              'kernel x (output // grid) on each axis; use the default use_natten=False') from err

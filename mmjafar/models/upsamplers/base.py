@@ -1,7 +1,5 @@
 """The common contract of every feature upsampler: ``forward(image, features, output_size)``."""
-import functools
-import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -9,33 +7,13 @@ from mmengine.model import BaseModule
 
 from mmjafar.structures import GuidedFeatures
 from ..checkpoint_loading import StrictPretrainedMixin
+from ..layers.freezing import FreezableMixin
+from ..layers.sizes import SizeLike, check_scale, scaled_size, to_size, unique_sizes
 
-SizeLike = Union[int, Sequence[int]]
-
-
-def to_size(size: SizeLike, name: str = 'output_size') -> Tuple[int, int]:
-    """``int`` or ``(H, W)`` to a validated ``(H, W)`` tuple of positive ints."""
-    if isinstance(size, torch.Size) or isinstance(size, (tuple, list)):
-        if len(size) != 2:
-            raise ValueError(f'{name} must be an int or a (height, width) pair, got {size!r}')
-        size = tuple(size)
-    else:
-        size = (size, size)
-    if not all(isinstance(s, int) and not isinstance(s, bool) or (torch.is_tensor(s) and s.numel() == 1)
-               for s in size):
-        raise TypeError(f'{name} must hold integers, got {size!r}')
-    size = tuple(int(s) for s in size)
-    if min(size) <= 0:
-        raise ValueError(f'{name} must be positive, got {size}')
-    return size
+__all__ = ['BaseUpsampler', 'SizeLike', 'to_size', 'unique_sizes']
 
 
-def unique_sizes(sizes: Sequence[Sequence[int]]) -> List[Tuple[int, int]]:
-    """Distinct ``(H, W)`` tuples of ``sizes`` in first-seen order (the sizes an image encoding is pooled to)."""
-    return list(dict.fromkeys(tuple(int(s) for s in size) for size in sizes))
-
-
-class BaseUpsampler(StrictPretrainedMixin, BaseModule):
+class BaseUpsampler(FreezableMixin, StrictPretrainedMixin, BaseModule):
     """Base class of all upsamplers.
 
     Subclasses implement :meth:`upsample` ``(image, features, (H, W)) -> (B, C, H, W)``; this class validates
@@ -48,11 +26,15 @@ class BaseUpsampler(StrictPretrainedMixin, BaseModule):
         * ``up(guided_features)`` (neck call, as ``EncoderDecoder.extract_feat`` makes it): every map of a
           :class:`~mmjafar.structures.GuidedFeatures` is upsampled with its ``image``; returns GuidedFeatures.
 
+    Subclasses take their own arguments and pass the rest (``**kwargs``) here, so these five are written once and a
+    misspelt argument still fails with a ``TypeError`` naming it.
+
     Args:
         output_size: default output size (int or (H, W)) when a call gives none.
-        scale_factor: default output size as a multiple of the feature grid (used when ``output_size`` is None).
+        scale_factor: default output size as a multiple of the feature grid (used when ``output_size`` is None;
+            floored, see :func:`~mmjafar.models.layers.sizes.scaled_size`).
         frozen: freeze all parameters and keep the module in eval mode (linear probing on a pretrained
-            upsampler).
+            upsampler; :mod:`~mmjafar.models.layers.freezing`).
         check_inputs: validate shapes, batch sizes and finiteness on every call (cheap; set False for speed).
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint='path.pth')``: loaded strictly
             after the official-layout adaptations (a missing or unexpected key is an error); add
@@ -63,41 +45,21 @@ class BaseUpsampler(StrictPretrainedMixin, BaseModule):
     uses_image: bool = True
     #: name of the constructor argument that takes the feature channel count (e.g. 'v_dim' for JAFAR), or None
     #: when the module works with any channel count. Tools (benchmark, necks) use it to build a method for a
-    #: given backbone.
+    #: given backbone; the subclass keeps the value under the same attribute name, which :attr:`in_channels`
+    #: reads.
     channels_arg: Optional[str] = None
     #: keys under which official training scripts nest the weights in their checkpoint files.
     checkpoint_wrapper_keys: Tuple[str, ...] = ()
     #: key prefixes of released files that do not belong to this module and are dropped when loading.
     checkpoint_ignored_prefixes: Tuple[str, ...] = ()
 
-    def __init_subclass__(cls, **kwargs) -> None:
-        # Apply ``frozen`` once the outermost __init__ has built every parameter, so that requires_grad is
-        # already False when a DDP wrapper or an optimizer first sees the module.
-        super().__init_subclass__(**kwargs)
-        if '__init__' not in cls.__dict__:
-            return
-        init = cls.__init__
-
-        @functools.wraps(init)
-        def wrapped_init(self, *args, **kw):
-            depth = self.__dict__.get('_init_depth', 0)
-            object.__setattr__(self, '_init_depth', depth + 1)
-            try:
-                init(self, *args, **kw)
-            finally:
-                object.__setattr__(self, '_init_depth', depth)
-            if depth == 0:
-                self._apply_frozen()
-
-        cls.__init__ = wrapped_init
-
     def __init__(self, output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None,
-                 frozen: bool = False, check_inputs: bool = True, init_cfg=None) -> None:
+                 frozen: bool = False, check_inputs: bool = True, init_cfg=None, **unexpected) -> None:
+        if unexpected:
+            raise TypeError(f'{type(self).__name__}: unexpected argument(s) {sorted(unexpected)}')
         super().__init__(init_cfg=init_cfg)
         self.default_output_size = None if output_size is None else to_size(output_size)
-        if scale_factor is not None and scale_factor <= 0:
-            raise ValueError(f'scale_factor must be positive, got {scale_factor}')
-        self.scale_factor = scale_factor
+        self.scale_factor = check_scale(scale_factor, owner=type(self).__name__)
         self.frozen = frozen
         self.check_inputs = check_inputs
         self._register_load_state_dict_pre_hook(self._adapt_checkpoint)
@@ -105,8 +67,18 @@ class BaseUpsampler(StrictPretrainedMixin, BaseModule):
     # ------------------------------------------------------------------ size and validation
     @property
     def in_channels(self) -> Optional[int]:
-        """Feature channels the module was built for (None when any count works)."""
-        return None
+        """Feature channels the module was built for: the value of its :attr:`channels_arg` (None: any count)."""
+        if self.channels_arg is None:
+            return None
+        if self.channels_arg == 'in_channels':  # kept in the instance dict, under the property's own name
+            return self.__dict__['in_channels']
+        return getattr(self, self.channels_arg)
+
+    @in_channels.setter
+    def in_channels(self, value: int) -> None:
+        if self.channels_arg != 'in_channels':
+            raise AttributeError(f'{type(self).__name__}.in_channels follows {self.channels_arg}; set that instead')
+        self.__dict__['in_channels'] = value
 
     def resolve_output_size(self, image: Optional[torch.Tensor], features: torch.Tensor,
                             output_size: Optional[SizeLike]) -> Tuple[int, int]:
@@ -115,8 +87,7 @@ class BaseUpsampler(StrictPretrainedMixin, BaseModule):
         if self.default_output_size is not None:
             return self.default_output_size
         if self.scale_factor is not None:
-            h, w = features.shape[-2:]
-            return (int(math.floor(h * self.scale_factor)), int(math.floor(w * self.scale_factor)))
+            return scaled_size(features.shape[-2:], self.scale_factor)
         if image is None:
             raise ValueError(f'{type(self).__name__}: no output_size given and no image to take it from; pass '
                              'output_size or build the module with output_size=... or scale_factor=...')
@@ -191,21 +162,6 @@ class BaseUpsampler(StrictPretrainedMixin, BaseModule):
     def forward_neck(self, inputs: GuidedFeatures) -> GuidedFeatures:
         outs = self.forward_many(inputs.image, list(inputs), [None] * len(inputs))
         return GuidedFeatures(outs, image=inputs.image)
-
-    # ------------------------------------------------------------------ frozen / training mode
-    def init_weights(self) -> None:
-        super().init_weights()
-        self._apply_frozen()
-
-    def _apply_frozen(self) -> None:
-        if self.frozen:
-            for p in self.parameters():
-                p.requires_grad_(False)
-            self.eval()
-
-    def train(self, mode: bool = True):
-        super().train(mode and not self.frozen)
-        return self
 
     # ------------------------------------------------------------------ checkpoints
     def _adapt_checkpoint(self, state_dict: Dict, prefix: str, *args) -> None:

@@ -7,13 +7,11 @@ from torch import nn
 
 from mmjafar.registry import MODELS
 from ..layers.checkpoint_checks import check_dim
-from ..layers.device_kernels import use_kernel
+from ..layers.attention_impl import check_attn_impl, use_kernel_impl
 from ..layers.local_window import local_weighted_sum
 from ..layers.resize import resize_features
 from ..layers.stages import add_stages, run_stages
-from .base import BaseUpsampler, SizeLike
-
-CARAFE_IMPLS = ('auto', 'torch', 'mmcv')
+from .base import BaseUpsampler
 
 
 def _mmcv_carafe():
@@ -40,19 +38,19 @@ class CARAFEStage(nn.Module):
         up_group: channel groups sharing one kernel.
         encoder_kernel, encoder_dilation: content encoder convolution.
         compressed_channels: width after the channel compressor.
-        impl: 'torch' (exact pure PyTorch, any device), 'mmcv' (mmcv's CUDA op; an error where it cannot run) or
-            'auto' (mmcv's op when it supports the tensor's device and dtype and mmcv was built with CUDA, else
-            torch; see :mod:`~mmjafar.models.layers.device_kernels`).
+        impl: (:mod:`~mmjafar.models.layers.attention_impl`) None (the process-wide default, 'auto'), 'auto'
+            (mmcv's op when it supports the tensor's device and dtype and mmcv was built with CUDA, else torch),
+            'torch' or 'reference' (exact pure PyTorch, any device) or 'mmcv' (mmcv's CUDA op; an error where it
+            cannot run). Also an attribute.
     """
 
     def __init__(self, channels: int, scale: int = 2, up_kernel: int = 5, up_group: int = 1, encoder_kernel: int = 3,
-                 encoder_dilation: int = 1, compressed_channels: int = 64, impl: str = 'auto') -> None:
+                 encoder_dilation: int = 1, compressed_channels: int = 64, impl: Optional[str] = None) -> None:
         super().__init__()
-        if impl not in CARAFE_IMPLS:
-            raise ValueError(f'CARAFE impl must be one of {CARAFE_IMPLS}, got {impl!r}')
         if channels % up_group:
             raise ValueError(f'CARAFE: channels ({channels}) must be divisible by up_group ({up_group})')
-        self.scale, self.up_kernel, self.up_group, self.impl = scale, up_kernel, up_group, impl
+        self.scale, self.up_kernel, self.up_group = scale, up_kernel, up_group
+        self.impl = check_attn_impl(impl, ('mmcv', ), 'CARAFE')
         self.channel_compressor = nn.Conv2d(channels, compressed_channels, 1)
         self.content_encoder = nn.Conv2d(compressed_channels, up_kernel * up_kernel * up_group * scale * scale,
                                          encoder_kernel, padding=(encoder_kernel - 1) * encoder_dilation // 2,
@@ -71,7 +69,7 @@ class CARAFEStage(nn.Module):
 
     def reassemble(self, features: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         """``features (B, C, h, w)``, ``kernels (B, G*k*k, s*h, s*w)`` -> ``(B, C, s*h, s*w)``."""
-        if self.impl != 'torch' and use_kernel('mmcv.carafe', features, self.impl == 'mmcv', "CARAFE(impl='mmcv')"):
+        if use_kernel_impl(self.impl, 'mmcv.carafe', features, 'CARAFE'):
             carafe = _mmcv_carafe()
             if carafe is not None:
                 return carafe(features.contiguous(), kernels.to(features.dtype).contiguous(), self.up_kernel,
@@ -97,8 +95,9 @@ class CARAFE(BaseUpsampler):
         num_stages: x2 stages (4: x16).
         up_kernel, up_group, encoder_kernel, encoder_dilation, compressed_channels: see :class:`CARAFEStage`
             (defaults: the CARAFE paper's and mmcv's, 5 / 1 / 3 / 1 / 64).
-        impl: 'auto', 'torch' or 'mmcv'.
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        impl: None, 'auto', 'torch', 'reference' or 'mmcv' (see :class:`CARAFEStage`).
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`.
 
     Example:
         >>> import torch
@@ -112,17 +111,11 @@ class CARAFE(BaseUpsampler):
 
     def __init__(self, channels: int = 384, num_stages: int = 4, up_kernel: int = 5, up_group: int = 1,
                  encoder_kernel: int = 3, encoder_dilation: int = 1, compressed_channels: int = 64,
-                 impl: str = 'auto', output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None,
-                 frozen: bool = False, check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 impl: Optional[str] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.channels = channels
         add_stages(self, num_stages, lambda: CARAFEStage(channels, 2, up_kernel, up_group, encoder_kernel,
                                                          encoder_dilation, compressed_channels, impl))
-
-    @property
-    def in_channels(self) -> int:
-        return self.channels
 
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:

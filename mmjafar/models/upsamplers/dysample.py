@@ -8,7 +8,7 @@ from torch import nn
 from mmjafar.registry import MODELS
 from ..layers.resize import resize_features
 from ..layers.stages import add_stages, run_stages
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler
 
 DYSAMPLE_STYLES = ('lp', 'pl')
 
@@ -115,7 +115,8 @@ class DySample(BaseUpsampler):
         channels: feature channels.
         num_stages: x2 stages (4: x16).
         style, groups, dyscope: see :class:`DySampleStage` (defaults 'lp', 4, False: DySample-S).
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`.
 
     Example:
         >>> import torch
@@ -128,16 +129,10 @@ class DySample(BaseUpsampler):
     stages_arg = 'num_stages'
 
     def __init__(self, channels: int = 384, num_stages: int = 4, style: str = 'lp', groups: int = 4,
-                 dyscope: bool = False, output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None,
-                 frozen: bool = False, check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 dyscope: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.channels = channels
         add_stages(self, num_stages, lambda: DySampleStage(channels, 2, style, groups, dyscope))
-
-    @property
-    def in_channels(self) -> int:
-        return self.channels
 
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:

@@ -12,7 +12,7 @@ from ..layers.checkpoint_checks import check_dim
 from ..layers.local_window import local_similarity, local_weighted_sum
 from ..layers.resize import resize_features
 from ..layers.stages import add_stages, run_stages
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler
 
 
 def _pointwise_mlp(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
@@ -82,6 +82,8 @@ class JBUStack(BaseUpsampler):
     small image) and upsamples the source with :class:`JBUStage`; the result after four stages (x16) is
     ``source + 0.1 * fixup_proj(source)``. Following the JAFAR evaluation protocol, it is then resized
     bilinearly (``align_corners=False``) to the requested output size when that is not 16x the feature grid.
+    Stages that would only be shrunk again are skipped (the fewest that cover the output size run), unless
+    ``num_steps`` fixes how many run (JAFAR's BEV protocol: "JBU x2 steps, then resize", ``num_steps=2``).
     The per-pixel adaptive convolution is exact pure PyTorch on every device (same row-major accumulation as
     FeatUp's C++ kernel); FeatUp's compiled CUDA extension is not needed.
 
@@ -97,7 +99,11 @@ class JBUStack(BaseUpsampler):
         feat_dim: feature channels (384 for ViT-S).
         feature_norm: apply a LayerNorm over channels to the features before the stack (FeatUp hub model).
         num_stages: x2 stages (4, FeatUp's x16 and its checkpoints; necks build fewer for smaller up-scales).
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`; without an
+        num_steps: x2 stages run on every call (1..num_stages), then the residual projection and the resize;
+            None (default): the fewest that cover the output size. All ``num_stages`` are built either way, so
+            the released checkpoints load unchanged.
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`; without an
             ``output_size`` the output has the image's size.
 
     Example:
@@ -112,27 +118,23 @@ class JBUStack(BaseUpsampler):
     stages_arg = 'num_stages'
 
     def __init__(self, feat_dim: int = 384, feature_norm: bool = False, num_stages: int = 4,
-                 output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,
-                 init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 num_steps: Optional[int] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if num_steps is not None and not 1 <= num_steps <= num_stages:
+            raise ValueError(f'JBUStack: num_steps must be None or in [1, num_stages={num_stages}], got {num_steps}')
         self.feat_dim = feat_dim
         self.feature_norm = ChannelNorm(feat_dim) if feature_norm else None
-        self.num_stages = num_stages
+        self.num_stages, self.num_steps = num_stages, num_steps
         add_stages(self, num_stages, JBUStage)
         self.fixup_proj = nn.Sequential(nn.Dropout2d(0.2), nn.Conv2d(feat_dim, feat_dim, kernel_size=1))
-
-    @property
-    def in_channels(self) -> int:
-        return self.feat_dim
 
     def forward_stack(self, image: torch.Tensor, features: torch.Tensor, return_stages: bool = False,
                       output_size: Optional[Tuple[int, int]] = None):
         """The official x16 output (after the optional feature norm); with ``return_stages`` also the list of
-        the outputs of every stage. With ``output_size``, stages stop once the grid covers it."""
+        the outputs of every stage. With ``output_size``, stages stop once the grid covers it (unless
+        ``num_steps`` fixes their number)."""
         source = features if self.feature_norm is None else self.feature_norm(features)
-        outs = run_stages(self, source, image, output_size)
+        outs = run_stages(self, source, image, output_size, self.num_steps)
         out = outs[-1] + 0.1 * self.fixup_proj(outs[-1])
         return (out, outs) if return_stages else out
 

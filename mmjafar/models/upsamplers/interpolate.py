@@ -5,7 +5,7 @@ import torch
 
 from mmjafar.registry import MODELS
 from ..layers.resize import resize_features
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler
 
 
 class _Interpolation(BaseUpsampler):
@@ -14,10 +14,8 @@ class _Interpolation(BaseUpsampler):
     uses_image = False
     mode: str = ''
 
-    def __init__(self, align_corners: Optional[bool], antialias: bool, output_size: Optional[SizeLike],
-                 scale_factor: Optional[float], check_inputs: bool, init_cfg) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=False, check_inputs=check_inputs,
-                         init_cfg=init_cfg)
+    def __init__(self, align_corners: Optional[bool] = False, antialias: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.align_corners = align_corners
         self.antialias = antialias
 
@@ -43,7 +41,7 @@ class Bilinear(_Interpolation):
     Args:
         align_corners: see above.
         antialias: low-pass before shrinking (only matters when the output is smaller than the input).
-        output_size, scale_factor, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``check_inputs``, ``init_cfg`` of :class:`BaseUpsampler`.
 
     Example:
         >>> import torch
@@ -52,10 +50,6 @@ class Bilinear(_Interpolation):
     """
 
     mode = 'bilinear'
-
-    def __init__(self, align_corners: bool = False, antialias: bool = False, output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(align_corners, antialias, output_size, scale_factor, check_inputs, init_cfg)
 
 
 @MODELS.register_module()
@@ -67,14 +61,10 @@ class Bicubic(_Interpolation):
     Args:
         align_corners: see :class:`Bilinear`.
         antialias: low-pass before shrinking.
-        output_size, scale_factor, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``check_inputs``, ``init_cfg`` of :class:`BaseUpsampler`.
     """
 
     mode = 'bicubic'
-
-    def __init__(self, align_corners: bool = False, antialias: bool = False, output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(align_corners, antialias, output_size, scale_factor, check_inputs, init_cfg)
 
 
 @MODELS.register_module()
@@ -88,12 +78,11 @@ class Nearest(_Interpolation):
 
     Args:
         exact: use 'nearest-exact' instead of 'nearest'.
-        output_size, scale_factor, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``check_inputs``, ``init_cfg`` of :class:`BaseUpsampler`.
     """
 
-    def __init__(self, exact: bool = False, output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(None, False, output_size, scale_factor, check_inputs, init_cfg)
+    def __init__(self, exact: bool = False, **kwargs) -> None:
+        super().__init__(align_corners=None, antialias=False, **kwargs)
         self.mode = 'nearest-exact' if exact else 'nearest'
 
     def extra_repr(self) -> str:

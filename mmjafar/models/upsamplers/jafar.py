@@ -9,7 +9,8 @@ from torch.utils.checkpoint import checkpoint
 from mmjafar.registry import MODELS
 from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool_many, make_encoder
 from ..layers.conv_blocks import run_layers
-from ..layers.attention import _check_impl
+from ..layers.attention import cross_attention_impl
+from ..layers.attention_impl import check_attn_impl, resolve_attn_impl
 from ..layers.checkpoint_checks import check_dim
 from .base import BaseUpsampler, SizeLike, unique_sizes
 
@@ -35,10 +36,12 @@ class JAFAR(BaseUpsampler):
         kernel_size: kernel of the image encoder's first convolution.
         num_heads: attention heads.
         feature_dim: accepted for compatibility with the official configs; must equal ``v_dim`` if given.
-        impl: attention implementation, 'lean' (default: exact, chunked, bounded memory in forward and
-            backward, faster encoders) or 'naive' (the official materialised path, for comparison).
+        impl: attention implementation (:mod:`~mmjafar.models.layers.attention_impl`): None (the process-wide
+            default, 'auto'), 'auto' or 'torch' (exact, chunked, bounded memory in forward and backward, faster
+            encoders) or 'reference' (the official materialised path, for comparison). Also an attribute.
         chunk_elements: lean attention working-set budget in elements of logits (default 2**22).
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`.
 
     Example:
         >>> import torch
@@ -50,19 +53,17 @@ class JAFAR(BaseUpsampler):
     channels_arg = 'v_dim'
     checkpoint_wrapper_keys = ('jafar', )
     checkpoint_ignored_prefixes = ('query_features_encoder.', )
+    impl = cross_attention_impl()
 
     def __init__(self, input_dim: int = 3, qk_dim: int = 128, v_dim: int = 384, kernel_size: int = 1,
                  num_heads: int = 4, feature_dim: Optional[int] = None, impl: Optional[str] = None,
-                 chunk_elements: Optional[int] = None, output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,
-                 init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 chunk_elements: Optional[int] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
         if feature_dim is not None and feature_dim != v_dim:
             raise ValueError(f'JAFAR: feature_dim ({feature_dim}) and v_dim ({v_dim}) differ; v_dim is the '
                              'backbone\'s feature channel count')
         self.input_dim, self.qk_dim, self.v_dim, self.num_heads = input_dim, qk_dim, v_dim, num_heads
-        self.impl = None if impl is None else _check_impl(impl)
+        impl = check_attn_impl(impl, owner=type(self).__name__)
         self.image_encoder = make_encoder(input_dim, qk_dim, kernel_size=kernel_size)
         self.key_encoder = make_encoder(qk_dim, qk_dim)
         self.query_encoder = make_encoder(qk_dim, qk_dim)
@@ -72,10 +73,6 @@ class JAFAR(BaseUpsampler):
                                                 chunk_elements=chunk_elements)
         self.sft_key = SFTModulation(qk_dim, qk_dim)
         self.rope = RoPE2d(qk_dim, theta=100)
-
-    @property
-    def in_channels(self) -> int:
-        return self.v_dim
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """The full-resolution image code with RoPE, ``(B, qk_dim, H_img, W_img)``."""
@@ -92,7 +89,7 @@ class JAFAR(BaseUpsampler):
         """:meth:`queries_and_keys` of several maps guided by one image; the image is encoded once."""
         grids = [tuple(f.shape[-2:]) for f in features]
         sizes, unique_grids = unique_sizes(output_sizes), unique_sizes(grids)
-        if _check_impl(self.impl) == 'naive':  # the official order of operations
+        if resolve_attn_impl(self.impl) == 'reference':  # the official order of operations
             code = self.encode_image(image)
             full_q, full_k = self.query_encoder(code), self.key_encoder(code)
             pooled_q = [F.adaptive_avg_pool2d(full_q, s) for s in sizes]

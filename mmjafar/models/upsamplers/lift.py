@@ -52,7 +52,8 @@ class LiFT(BaseUpsampler):
         pre_shape: accept token inputs ``(B, T, C)`` as well.
         post_shape: return tokens ``(B, T_out, C)``.
         num_stages: x2 stages before the final resize (1: LiFT as trained; more: iterative LiFT).
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`; without an
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`; without an
             ``output_size`` the output has the image's size.
 
     Example:
@@ -65,26 +66,19 @@ class LiFT(BaseUpsampler):
     channels_arg = 'in_channels'
 
     def __init__(self, in_channels: int = 384, patch_size: int = 16, pre_shape: bool = False,
-                 post_shape: bool = False, num_stages: int = 1, output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,
-                 init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 post_shape: bool = False, num_stages: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
         if patch_size not in (8, 16):
             raise ValueError(f'LiFT supports patch_size 8 or 16 (as upstream), got {patch_size}')
         if num_stages < 1:
             raise ValueError(f'LiFT: num_stages must be at least 1, got {num_stages}')
-        self.feat_dim, self.patch_size = in_channels, patch_size
+        self.in_channels, self.patch_size = in_channels, patch_size
         self.pre_shape, self.post_shape, self.num_stages = pre_shape, post_shape, num_stages
         self.up1 = _LiFTUp(in_channels + 32, in_channels // 2)
         self.outc = nn.Conv2d(in_channels // 2, in_channels, kernel_size=1)
         self.image_convs_1 = nn.Sequential(*conv_bn_relu(3, 32, stride=2), *conv_bn_relu(32, 32, stride=2))
         self.scale_adapter = nn.MaxPool2d(2, 2) if patch_size == 16 else nn.Identity()
         self.image_convs_2 = nn.Sequential(*conv_bn_relu(32, 32, stride=2))
-
-    @property
-    def in_channels(self) -> int:
-        return self.feat_dim
 
     def stage(self, image: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """One official LiFT pass: ``image (B, 3, p*h, p*w)``, ``features (B, C, h, w)`` -> ``(B, C, 2h, 2w)``."""
@@ -124,4 +118,4 @@ class LiFT(BaseUpsampler):
 
     def check_checkpoint(self, state_dict: Dict[str, torch.Tensor]) -> None:
         super().check_checkpoint(state_dict)
-        check_dim('LiFT', state_dict, 'outc.weight', 0, 'in_channels', self.feat_dim)
+        check_dim('LiFT', state_dict, 'outc.weight', 0, 'in_channels', self.in_channels)

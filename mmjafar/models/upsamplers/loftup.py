@@ -1,5 +1,5 @@
 """LoftUp: coordinate-based cross-attention feature upsampler (Huang et al., ICCV 2025), checkpoint-compatible."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -10,7 +10,7 @@ from ..layers.checkpoint_checks import check_dim
 from ..layers.conv_bn import conv_bn_relu
 from ..layers.fourier import FourierFeatures, batch_min_max_scale
 from ..layers.resize import resize_guidance
-from .base import BaseUpsampler, SizeLike, unique_sizes
+from .base import BaseUpsampler, unique_sizes
 
 
 class _MinMaxScale(nn.Module):
@@ -121,7 +121,8 @@ class LoftUp(BaseUpsampler):
         num_heads, num_layers: cross-attention transformer (4 heads, 2 layers).
         lr_pe_type: only 'sine' (the positional code of every released checkpoint).
         lr_size: accepted for compatibility with upstream's constructor; unused with 'sine'.
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`; without an
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`; without an
             ``output_size`` the output has the image's size.
 
     Example:
@@ -135,21 +136,14 @@ class LoftUp(BaseUpsampler):
     checkpoint_ignored_prefixes = ('model.0.', )
 
     def __init__(self, dim: int = 384, n_freqs: int = 20, num_heads: int = 4, num_layers: int = 2,
-                 lr_pe_type: str = 'sine', lr_size: int = 16, output_size: Optional[SizeLike] = None,
-                 scale_factor: Optional[float] = None, frozen: bool = False, check_inputs: bool = True,
-                 init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 lr_pe_type: str = 'sine', lr_size: int = 16, **kwargs) -> None:
+        super().__init__(**kwargs)
         if lr_pe_type != 'sine':
             raise ValueError(f"LoftUp: lr_pe_type={lr_pe_type!r} is not supported; every released checkpoint uses "
                              "lr_pe_type='sine'")
         self.dim, self.lr_size = dim, lr_size
         self.upsampler = LoftUpCore(dim, n_freqs=n_freqs, num_heads=num_heads, num_layers=num_layers)
         self.channelnorm = ChannelNorm(dim)
-
-    @property
-    def in_channels(self) -> int:
-        return self.dim
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
         return self.upsample_many(image, [features], [output_size])[0]

@@ -8,7 +8,8 @@ from torch import nn
 from mmjafar.registry import MODELS
 from ..layers import encode_and_pool_many, make_encoder
 from ..layers.axial_rope import AxialRoPE2d
-from ..layers.neighborhood_attention import NA_IMPLS, neighborhood_attention_2d, neighborhood_logits
+from ..layers.attention_impl import check_attn_impl
+from ..layers.neighborhood_attention import neighborhood_attention_2d, neighborhood_logits
 from .base import BaseUpsampler, SizeLike, unique_sizes
 
 
@@ -86,10 +87,12 @@ class NAF(BaseUpsampler):
         rope_base: base of the RoPE periods.
         rope_rescale: training-time coordinate rescaling of the RoPE (None disables it; no effect in eval).
         img_layers: blocks per image encoder.
-        impl: attention implementation: 'auto' (NATTEN on CUDA when installed, else 'torch'), 'torch' or
-            'natten'.
+        impl: attention implementation (:mod:`~mmjafar.models.layers.attention_impl`): None (the process-wide
+            default, 'auto'), 'auto' (NATTEN on CUDA when installed, else 'torch'), 'torch' / 'reference' (the
+            exact tiled PyTorch path) or 'natten'. Also an attribute.
         chunk_elements: working-set budget of the 'torch' attention in elements of logits.
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`.
 
     Example:
         >>> import torch
@@ -100,11 +103,9 @@ class NAF(BaseUpsampler):
 
     def __init__(self, dim: int = 256, heads_attn: int = 4, heads_rope: int = 4, kernel_size: int = 9,
                  use_encoder: bool = True, rope_base: float = 100.0, rope_rescale: Optional[float] = 2.0,
-                 img_layers: int = 2, impl: str = 'auto', chunk_elements: Optional[int] = None,
-                 output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None, frozen: bool = False,
-                 check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 img_layers: int = 2, impl: Optional[str] = None, chunk_elements: Optional[int] = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         if not use_encoder:
             raise ValueError('NAF: use_encoder=False is not supported: the official module then feeds the 3-channel '
                              f'image to a RoPE built for dim={dim} channels and fails; keep use_encoder=True')
@@ -112,10 +113,8 @@ class NAF(BaseUpsampler):
             raise ValueError(f'NAF: dim ({dim}) must be divisible by heads_attn ({heads_attn})')
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f'NAF: kernel_size must be odd, got {kernel_size}')
-        if impl not in NA_IMPLS:
-            raise ValueError(f'NAF: impl must be one of {NA_IMPLS}, got {impl!r}')
         self.dim, self.heads_attn, self.kernel_size = dim, heads_attn, kernel_size
-        self.impl, self.chunk_elements = impl, chunk_elements
+        self.impl, self.chunk_elements = check_attn_impl(impl, ('natten', ), 'NAF'), chunk_elements
         self.scale = (dim // heads_attn)**-0.5
         self.image_encoder = NAFImageEncoder(3, dim, heads_rope=heads_rope, rope_base=rope_base,
                                              rope_rescale=rope_rescale, img_layers=img_layers)

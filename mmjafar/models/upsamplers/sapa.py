@@ -1,5 +1,5 @@
 """SAPA: similarity-aware point affiliation (Lu et al., NeurIPS 2022), stacked image-guided x2 stages."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,7 @@ from ..layers.checkpoint_checks import check_dim
 from ..layers.local_window import local_similarity, local_weighted_sum
 from ..layers.resize import resize_features
 from ..layers.stages import add_stages, run_stages
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler
 
 
 class SAPAStage(nn.Module):
@@ -69,7 +69,8 @@ class SAPA(BaseUpsampler):
         num_stages: x2 stages (4: x16).
         kernel_size: affiliation window (5).
         embedding_dim: query/key width (64).
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`.
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`.
 
     Example:
         >>> import torch
@@ -81,16 +82,10 @@ class SAPA(BaseUpsampler):
     stages_arg = 'num_stages'
 
     def __init__(self, channels: int = 384, num_stages: int = 4, kernel_size: int = 5, embedding_dim: int = 64,
-                 output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None, frozen: bool = False,
-                 check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         self.channels = channels
         add_stages(self, num_stages, lambda: SAPAStage(channels, 3, 2, kernel_size, embedding_dim))
-
-    @property
-    def in_channels(self) -> int:
-        return self.channels
 
     def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
         return resize_features(run_stages(self, features, image, output_size)[-1], output_size)

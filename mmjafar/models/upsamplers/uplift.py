@@ -6,247 +6,16 @@ import os
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mmjafar.registry import MODELS
-from ..layers.channel_norm import ChannelsFirstLayerNorm
-from ..layers.local_attender import LocalAttender, channel_residual
+from ..layers.freezing import freeze
+from ..layers.local_attender import LocalAttender
 from ..layers.resize import resize_features
-from .base import BaseUpsampler, SizeLike
+from .base import BaseUpsampler
+from .uplift_arch import ARCHS, BlockGroup, UPLiFTDecoder, UPLiFTEncoder, join_code
 
-
-def _encoder_stage(width: int) -> dict:
-    return dict(block='SingleConv', norm='batch', count=1, hc=[width])
-
-
-def _no_down() -> dict:
-    return dict(down_op='none', factor=1.0, residual='none')
-
-
-# The ``uplift:`` section of the released configs (``uplift/configs/*.yaml``), as plain dicts. The two ViT models
-# share one architecture; the SD 1.5 VAE model (4-channel latents) adds a refiner and noise channels.
-_VIT_ARCH = dict(
-    up_factor=2, attender=17, enc_share=True,
-    encoder=dict(down_steps=4, block_0=_encoder_stage(16), down_1=_no_down(), block_1=_encoder_stage(32),
-                 down_2=_no_down(), block_2=_encoder_stage(64), down_3=_no_down(), block_3=_encoder_stage(128),
-                 down_4=_no_down(), block_4=_encoder_stage(128)),
-    decoder=dict(up_steps=1, ncat_c=0, ncat_s=1, enc_resample='nearest',
-                 block_0=dict(block='DoubleConv', norm='batch', count=1, hc=[64]),
-                 up_1=dict(up_op='tconv', factor=2, residual='bilinear'),
-                 block_1=dict(block='DoubleConv', norm='batch', count=1, hc=[64])))
-
-
-def _layer_stage(width: int, count: int) -> dict:
-    return dict(block='SingleConv', norm='layer', count=count, hc=[width] * count)
-
-
-_VAE_ARCH = dict(
-    up_factor=2, no_UEP=True, attender=17, enc_share=True,
-    encoder=dict(down_steps=4, block_0=_layer_stage(64, 2), down_1=_no_down(), block_1=_layer_stage(128, 2),
-                 down_2=_no_down(), block_2=_layer_stage(256, 2), down_3=_no_down(), block_3=_layer_stage(512, 2),
-                 down_4=_no_down(), block_4=_layer_stage(512, 2)),
-    decoder=dict(up_steps=1, ncat_c=4, ncat_s=1, enc_resample='nearest', block_0=_layer_stage(512, 1),
-                 up_1=dict(up_op='tconv', factor=2, residual='bilinear'), block_1=_layer_stage(512, 2)),
-    refiner=dict(enc_resample='nearest', ncat_c=4, ncat_s=1, ref_con=-1, block_0=_layer_stage(512, 12)))
-
-#: released models: architecture, backbone channels and patch size.
-ARCHS: Dict[str, dict] = {
-    'dinov2-s14': dict(arch=_VIT_ARCH, in_channels=384, patch_size=14),  # uplift_dinov2-s14.safetensors
-    'dinov3-splus16': dict(arch=_VIT_ARCH, in_channels=384, patch_size=16),  # uplift_dinov3-splus16.safetensors
-    'sd15-vae': dict(arch=_VAE_ARCH, in_channels=4, patch_size=8),  # uplift_sd1.5vae.safetensors
-}
-BLOCKS = ('IdentityBlock', 'SingleConv', 'DoubleConv', 'TransposeConv')
-RESAMPLE_MODES = ('none', 'nearest', 'bilinear')
-
-
-def _bilinear_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """``nn.UpsamplingBilinear2d(scale_factor=factor)``: bilinear with ``align_corners=True``."""
-    return F.interpolate(x, scale_factor=factor, mode='bilinear', align_corners=True)
-
-
-class _ConvUnit(nn.Module):
-    """UPLiFT's SingleConv / DoubleConv: one or two [3x3 conv (no bias) -> norm -> ReLU] layers, an optional 1x1
-    conv, and a channel-adapting residual (the input cut or zero-padded to the output's channels)."""
-
-    def __init__(self, in_channels: int, widths: List[int], norm: str, residual: bool, stride: int,
-                 one_by: bool) -> None:
-        super().__init__()
-        if norm not in ('batch', 'layer'):
-            raise ValueError(f'UPLiFT: block norm must be "batch" or "layer", got {norm!r}')
-        if stride not in (1, 2):
-            raise ValueError(f'UPLiFT: block stride must be 1 or 2, got {stride}')
-        layers, channels = [], in_channels
-        for width in widths:
-            norm_layer = nn.BatchNorm2d(width) if norm == 'batch' else ChannelsFirstLayerNorm(width, eps=1e-6)
-            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False, stride=stride), norm_layer,
-                       nn.ReLU(inplace=True)]
-            channels = width
-        if one_by:
-            layers.append(nn.Conv2d(channels, channels, kernel_size=1))
-        self.conv = nn.Sequential(*layers)
-        self.residual, self.stride = residual, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
-        if not self.residual:
-            return out
-        return channel_residual(_bilinear_scale(x, 0.5) if self.stride == 2 else x, out)
-
-
-class _TransposeUnit(nn.Module):
-    """UPLiFT's TransposeConv block (LiFT's x2 step): a 2x2 stride-2 transposed convolution ``up``."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(x)
-
-
-class _BlockGroup(nn.Module):
-    """``count`` blocks of one type in a row (``blocks``), widths ``hc``; count 0 is the identity."""
-
-    def __init__(self, in_channels: int, cfg: Mapping) -> None:
-        super().__init__()
-        kind, count = cfg['block'], int(cfg['count'])
-        if kind not in BLOCKS:
-            raise ValueError(f'UPLiFT: block must be one of {BLOCKS}, got {kind!r}')
-        if count > len(cfg['hc']):
-            raise ValueError(f'UPLiFT: block group with count={count} lists only {len(cfg["hc"])} widths in hc')
-        self.count = count
-        blocks, channels = [], in_channels
-        for i in range(count):
-            width = int(cfg['hc'][i])
-            if kind == 'IdentityBlock':
-                blocks.append(nn.Identity())
-            elif kind == 'TransposeConv':
-                blocks.append(_TransposeUnit(channels, width))
-            else:
-                double = kind == 'DoubleConv'
-                blocks.append(_ConvUnit(channels, [width] * (2 if double else 1), cfg.get('norm', 'batch'),
-                                        cfg.get('residual', True), int(cfg.get('stride', 1)),
-                                        cfg.get('one_by', True)))
-            channels = width
-        if count > 0:
-            self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x) if self.count > 0 else x
-
-
-class _Resample(nn.Module):
-    """UPLiFT's DownBlock (``down_op`` conv / max / none) or UpBlock (``up_op`` tconv / none), with an optional
-    bilinear (``align_corners=True``) residual."""
-
-    def __init__(self, channels: int, cfg: Mapping, up: bool) -> None:
-        super().__init__()
-        op = cfg['up_op' if up else 'down_op']
-        allowed = ('tconv', 'none') if up else ('conv', 'max', 'none')
-        if op not in allowed:
-            raise ValueError(f'UPLiFT: {"up_op" if up else "down_op"} must be one of {allowed}, got {op!r}')
-        self.factor = None if op == 'none' else cfg['factor']
-        self.residual = 'none' if op == 'none' else cfg['residual']
-        if self.residual not in ('bilinear', 'none'):
-            raise ValueError(f'UPLiFT: residual must be "bilinear" or "none", got {self.residual!r}')
-        layer = None
-        if op == 'tconv':
-            layer = nn.ConvTranspose2d(channels, channels, kernel_size=int(self.factor), stride=int(self.factor))
-        elif op == 'conv':
-            layer = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, stride=int(1 / self.factor)),
-                                  nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-        elif op == 'max':
-            layer = nn.MaxPool2d(2, 2)
-        self.op = op
-        if layer is not None:
-            self.add_module('up' if up else 'down', layer)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.op == 'none':
-            return x
-        out = (self.up if hasattr(self, 'up') else self.down)(x)
-        return channel_residual(_bilinear_scale(x, self.factor), out) if self.residual == 'bilinear' else out
-
-
-def _join(x: torch.Tensor, skip: Optional[torch.Tensor], noise_channels: int, noise_scale: float,
-          resample: str) -> torch.Tensor:
-    """``[x, skip resized to x's grid, noise]`` along the channels (upstream's feature combiner)."""
-    parts = [x]
-    if skip is not None:
-        if resample != 'none' and tuple(skip.shape[-2:]) != tuple(x.shape[-2:]):
-            skip = resize_features(skip, x.shape[-2:], mode=resample, antialias=resample == 'bilinear')
-        elif tuple(skip.shape[-2:]) != tuple(x.shape[-2:]):
-            raise ValueError(f'UPLiFT: encoder features {tuple(skip.shape[-2:])} do not match the decoder grid '
-                             f'{tuple(x.shape[-2:])}; set enc_resample to "nearest" or "bilinear" in the arch')
-        parts.append(skip)
-    if noise_channels > 0:
-        parts.append(noise_scale * torch.randn([x.shape[0], noise_channels, x.shape[2], x.shape[3]],
-                                               device=x.device, dtype=x.dtype))
-    return torch.cat(parts, dim=1)
-
-
-class _Encoder(nn.Module):
-    """The image encoder: ``block_0`` then ``down_steps`` pairs (``down_i``, ``block_i``); returns every group's
-    output, finest first."""
-
-    def __init__(self, in_channels: int, cfg: Mapping) -> None:
-        super().__init__()
-        self.down_steps = int(cfg['down_steps'])
-        if not 0 <= self.down_steps <= 4:
-            raise ValueError(f'UPLiFT: encoder down_steps must be 0..4, got {self.down_steps}')
-        self.block_0 = _BlockGroup(in_channels, cfg['block_0'])
-        self.out_channels = [int(cfg['block_0']['hc'][-1])]
-        for i in range(1, self.down_steps + 1):
-            self.add_module(f'down_{i}', _Resample(self.out_channels[-1], cfg[f'down_{i}'], up=False))
-            self.add_module(f'block_{i}', _BlockGroup(self.out_channels[-1], cfg[f'block_{i}']))
-            self.out_channels.append(int(cfg[f'block_{i}']['hc'][-1]))
-
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        outs = [self.block_0(x)]
-        for i in range(1, self.down_steps + 1):
-            outs.append(getattr(self, f'block_{i}')(getattr(self, f'down_{i}')(outs[-1])))
-        return outs
-
-
-class _Decoder(nn.Module):
-    """``block_0`` on ``[features, coarsest code]``, then ``up_steps`` pairs (``up_i``, ``block_i``) each joined
-    with the next finer code; ``outc`` (1x1 conv + residual) only when the model has no Local Attender."""
-
-    def __init__(self, in_channels: int, cfg: Mapping, enc_channels: List[int], attender: bool) -> None:
-        super().__init__()
-        self.up_steps = int(cfg['up_steps'])
-        if not 0 <= self.up_steps <= 4 or self.up_steps >= len(enc_channels):
-            raise ValueError(f'UPLiFT: decoder up_steps must be 0..4 and at most the encoder\'s down_steps, got '
-                             f'{self.up_steps}')
-        self.noise_channels, self.noise_scale = int(cfg['ncat_c']), float(cfg['ncat_s'])
-        self.resample = cfg.get('enc_resample', 'none')
-        if self.resample not in RESAMPLE_MODES:
-            raise ValueError(f'UPLiFT: enc_resample must be one of {RESAMPLE_MODES}, got {self.resample!r}')
-        self.block_0 = _BlockGroup(in_channels + enc_channels[-1] + self.noise_channels, cfg['block_0'])
-        channels = int(cfg['block_0']['hc'][-1])
-        for i in range(1, self.up_steps + 1):
-            self.add_module(f'up_{i}', _Resample(channels, cfg[f'up_{i}'], up=True))
-            joined = channels + enc_channels[-1 - i] + self.noise_channels
-            self.add_module(f'block_{i}', _BlockGroup(joined, cfg[f'block_{i}']))
-            channels = int(cfg[f'block_{i}']['hc'][-1])
-        self.out_channels = channels
-        self.has_outc = not attender
-        if self.has_outc:
-            self.outc = nn.Conv2d(channels, in_channels, kernel_size=1)
-            self.residual_outc = cfg.get('residual_outc', True)
-            self.out_channels = in_channels
-
-    def forward(self, x: torch.Tensor, codes: List[torch.Tensor]) -> torch.Tensor:
-        x = self.block_0(_join(x, codes[-1], self.noise_channels, self.noise_scale, self.resample))
-        for i in range(1, self.up_steps + 1):
-            x = getattr(self, f'up_{i}')(x)
-            x = _join(x, codes[-1 - i], self.noise_channels, self.noise_scale, self.resample)
-            x = getattr(self, f'block_{i}')(x)
-        if not self.has_outc:
-            return x
-        out = self.outc(x)
-        return channel_residual(x, out) if self.residual_outc else out
+__all__ = ['ARCHS', 'UPLiFT', 'read_uplift_checkpoint']
 
 
 @MODELS.register_module()
@@ -283,7 +52,8 @@ class UPLiFT(BaseUpsampler):
             not larger than the features: a plain resize).
         checkpoint: path of a released ``.safetensors`` (needs the ``safetensors`` package) or ``.pth`` file to
             load strictly at construction.
-        output_size, scale_factor, frozen, check_inputs, init_cfg: see :class:`BaseUpsampler`; without an
+        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
+            :class:`BaseUpsampler`; without an
             ``output_size`` the output has the image's size.
 
     Example:
@@ -298,10 +68,8 @@ class UPLiFT(BaseUpsampler):
 
     def __init__(self, arch: Union[str, Mapping] = 'dinov2-s14', in_channels: Optional[int] = None,
                  patch_size: Optional[int] = None, iters: Optional[int] = None, checkpoint: Optional[str] = None,
-                 output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None,
-                 frozen: bool = False, check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(output_size=output_size, scale_factor=scale_factor, frozen=frozen,
-                         check_inputs=check_inputs, init_cfg=init_cfg)
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         if isinstance(arch, str):
             if arch not in ARCHS:
                 raise ValueError(f'UPLiFT: arch must be one of {sorted(ARCHS)} or an architecture dict (the '
@@ -321,13 +89,13 @@ class UPLiFT(BaseUpsampler):
             raise ValueError(f'UPLiFT: iters must be >= 0 or None, got {iters}')
         self.arch_name = arch if isinstance(arch, str) else 'custom'
         self.arch = copy.deepcopy(dict(cfg))
-        self.feat_dim, self.patch_size, self.iters = int(in_channels), int(patch_size), iters
+        self.in_channels, self.patch_size, self.iters = int(in_channels), int(patch_size), iters
         self.up_factor = int(cfg['up_factor'])
         self.enc_share = bool(cfg.get('enc_share', False))
         attender = cfg.get('attender', -1)
-        self.encoder = _Encoder(3, cfg['encoder'])
+        self.encoder = UPLiFTEncoder(3, cfg['encoder'])
         enc_channels = self.encoder.out_channels
-        self.decoder = _Decoder(self.feat_dim, cfg['decoder'], enc_channels, attender=attender != -1)
+        self.decoder = UPLiFTDecoder(self.in_channels, cfg['decoder'], enc_channels, attender=attender != -1)
         if attender != -1:
             self.attender = LocalAttender(self.decoder.out_channels, int(attender))
         self.has_attender = attender != -1
@@ -337,14 +105,10 @@ class UPLiFT(BaseUpsampler):
             self.ref_noise, self.ref_noise_scale = int(ref['ncat_c']), float(ref['ncat_s'])
             self.ref_resample = ref['enc_resample']
             self.ref_con = int(ref.get('ref_con', -1 - int(cfg['decoder']['up_steps'])))
-            self.refiner = _BlockGroup(self.feat_dim + self.ref_noise + enc_channels[self.ref_con], ref['block_0'])
-            self.ref_outc = nn.Conv2d(int(ref['block_0']['hc'][-1]), self.feat_dim, kernel_size=1)
+            self.refiner = BlockGroup(self.in_channels + self.ref_noise + enc_channels[self.ref_con], ref['block_0'])
+            self.ref_outc = nn.Conv2d(int(ref['block_0']['hc'][-1]), self.in_channels, kernel_size=1)
         if checkpoint is not None:
             self.load_state_dict(read_uplift_checkpoint(checkpoint))
-
-    @property
-    def in_channels(self) -> int:
-        return self.feat_dim
 
     # ------------------------------------------------------------------ forward
     def encode(self, image: torch.Tensor) -> List[torch.Tensor]:
@@ -360,7 +124,7 @@ class UPLiFT(BaseUpsampler):
         if self.has_attender:
             x = self.attender(x, features)
         if self.has_refiner:
-            x = _join(x, codes[self.ref_con], self.ref_noise, self.ref_noise_scale, self.ref_resample)
+            x = join_code(x, codes[self.ref_con], self.ref_noise, self.ref_noise_scale, self.ref_resample)
             x = self.ref_outc(self.refiner(x))
         return x
 
@@ -394,7 +158,8 @@ class UPLiFT(BaseUpsampler):
         if path is not None and str(path).endswith('.safetensors'):
             self.load_state_dict(read_uplift_checkpoint(str(path)))
             self._is_init = True
-            self._apply_frozen()
+            if self.frozen:
+                freeze(self)
             return
         super().init_weights()
 
@@ -434,7 +199,7 @@ class UPLiFT(BaseUpsampler):
             found = state_dict[first].shape[1] - self.encoder.out_channels[-1] - self.decoder.noise_channels
             if found > 0:
                 raise ValueError(f'UPLiFT: checkpoint has in_channels={found} but this module was built with '
-                                 f'in_channels={self.feat_dim}; set in_channels={found} (and use the backbone it '
+                                 f'in_channels={self.in_channels}; set in_channels={found} (and use the backbone it '
                                  'was trained for)')
         if wrong or alien:
             raise ValueError(f'UPLiFT: checkpoint does not fit arch={self.arch_name!r} (e.g. '

@@ -4,7 +4,7 @@ import torch
 from mmengine.model import BaseModule
 
 from mmjafar.models.backbones import TimmViT
-from mmjafar.models.backbones import timm_vit as timm_vit_module
+from mmjafar.models.backbones import timm_weights
 from mmjafar.registry import MODELS
 from mmjafar.structures import GuidedFeatures
 
@@ -130,8 +130,8 @@ def test_checkpoint_layouts_load_and_survive_init_weights(tmp_path, vit, layout)
 def test_no_weights_error_names_the_options(monkeypatch):
     with pytest.raises(RuntimeError, match=r'checkpoint=.*random_init=True'):
         TimmViT(pretrained=False, model_kwargs=SHALLOW)
-    monkeypatch.setattr(timm_vit_module, 'hub_reachable', lambda timeout=3.0: False)
-    monkeypatch.setattr(timm_vit_module, 'cached_hub_weights', lambda name: None)
+    monkeypatch.setattr(timm_weights, 'hub_reachable', lambda timeout=3.0: False)
+    monkeypatch.setattr(timm_weights, 'cached_hub_weights', lambda name: None)
     with pytest.raises(RuntimeError, match='hub is unreachable'):
         TimmViT(pretrained=True, model_kwargs=SHALLOW)
     with pytest.warns(UserWarning, match='hub is unreachable'):

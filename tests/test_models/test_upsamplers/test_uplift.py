@@ -13,7 +13,8 @@ from mmjafar.models.upsamplers import UPLiFT
 from mmjafar.models.upsamplers.uplift import ARCHS
 from mmjafar.registry import MODELS
 
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'uplift.pt')
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'data',
+                       'uplift.pt')
 TOL = dict(atol=1e-4, rtol=1e-4)
 
 
