@@ -56,9 +56,9 @@ def test_core_matches_mmcv_cuda_kernel():
     value, shapes, locations, weights = _random_attention_inputs(torch.float32, 'cuda')
     for tensor in (value, locations, weights):
         tensor.requires_grad_(True)
-    kernel = multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=True)
+    kernel = multi_scale_deformable_attn(value, shapes, locations, weights, impl='mmcv')
     grads_kernel = torch.autograd.grad(kernel.square().sum(), (value, locations, weights))
-    torch_path = multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=False)
+    torch_path = multi_scale_deformable_attn(value, shapes, locations, weights, impl='torch')
     grads_torch = torch.autograd.grad(torch_path.square().sum(), (value, locations, weights))
     torch.testing.assert_close(kernel, torch_path, rtol=1e-4, atol=1e-5)
     for a, b in zip(grads_kernel, grads_torch):
@@ -69,14 +69,17 @@ def test_core_rejects_bad_inputs():
     value, shapes, locations, weights = _random_attention_inputs()
     with pytest.raises(ValueError, match='cover'):
         multi_scale_deformable_attn(value[:, 1:], shapes, locations, weights)
-    with pytest.raises(RuntimeError, match=r"multi_scale_deformable_attn\(use_kernel=True\): mmcv.ms_deform_attn runs "
+    with pytest.raises(RuntimeError, match=r"multi_scale_deformable_attn\(impl='mmcv'\): mmcv.ms_deform_attn runs "
                        r"on \('cuda',\) tensors, not cpu"):
-        multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=True)  # CPU tensors
+        multi_scale_deformable_attn(value, shapes, locations, weights, impl='mmcv')  # CPU tensors
+    with pytest.raises(ValueError, match=r"DeformableSampler: impl must be one of \('auto', 'torch', 'reference', "
+                       r"'mmcv'\), got 'natten'"):
+        DeformableSampler(impl='natten')
 
 
 def test_kernel_taken_only_where_it_can_run(monkeypatch):
     """mmcv's kernel is called exactly when it supports the tensors (capability faked for CPU float32); it gets
-    float32 inputs whatever the caller's dtype, and an explicit use_kernel=True explains a refusal."""
+    float32 inputs whatever the caller's dtype, and an explicit impl='mmcv' explains a refusal."""
     import mmjafar.models.layers.device_kernels as device_kernels
     import projects.bev.bev.models.deform_attn as deform_attn
     value, shapes, locations, weights = _random_attention_inputs(torch.float64)
@@ -96,13 +99,13 @@ def test_kernel_taken_only_where_it_can_run(monkeypatch):
     out = multi_scale_deformable_attn(value, shapes, locations, weights, im2col_step=64)
     assert calls == [(torch.float32, torch.float32, torch.float32, 2)] and out.dtype == torch.float64
     torch.testing.assert_close(out, exact, atol=1e-5, rtol=1e-5)
-    multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=False)
+    multi_scale_deformable_attn(value, shapes, locations, weights, impl='torch')
     assert len(calls) == 1
     monkeypatch.setitem(device_kernels.KERNELS, 'mmcv.ms_deform_attn', device_kernels.KernelSpec(
         ('cpu', ), (torch.float32, ), lambda: 'mmcv was compiled without CUDA'))
     assert torch.equal(multi_scale_deformable_attn(value, shapes, locations, weights), exact) and len(calls) == 1
-    with pytest.raises(RuntimeError, match='compiled without CUDA; use use_kernel=None'):
-        multi_scale_deformable_attn(value, shapes, locations, weights, use_kernel=True)
+    with pytest.raises(RuntimeError, match="compiled without CUDA; use impl='torch'"):
+        multi_scale_deformable_attn(value, shapes, locations, weights, impl='mmcv')
 
 
 def test_kernel_im2col_step_divides_batch():

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 import projects.bev.bev  # noqa: F401  (registration)
-from mmjafar.models.upsamplers.featup import JBUStack
+from mmjafar.models.upsamplers import JBUStack
 from mmjafar.registry import MODELS
 from projects.bev.bev.datasets.synthetic import synthetic_cam2ego, synthetic_intrinsics
 from projects.bev.bev.geometry import BEVGrid, bev_sampling_points, project_to_cameras
-from projects.bev.bev.models.image_branch import BEVImageBranch, FeatUpJBU, feature_size
+from projects.bev.bev.models.image_branch import BEVImageBranch, FeatUpJBU
 from projects.bev.bev.models.lifting import DenseLifting, lift_features
 from projects.bev.bev.models.losses import BEVLoss
 
@@ -124,7 +124,7 @@ def test_image_branch_shapes_and_freezing(name):
     branch.train()
     imgs = torch.randn(2, 3, 3, 28, 60)  # 28x60 -> the ViT sees 28x56 (2x4 tokens)
     out = branch(imgs)
-    expected = (2, 4) if name == 'none' else (4, 8)  # round(28/8)=4 (3.5 rounds up), round(60/8)=8 (7.5)
+    expected = (2, 4) if name == 'none' else (3, 7)  # the one size rule: floor(28/8)=3, floor(60/8)=7
     assert tuple(out.shape) == (2, 3, 16, *expected)
     assert branch.output_size((28, 60)) == expected
     assert not branch.backbone.training and not any(p.requires_grad for p in branch.backbone.parameters())
@@ -148,15 +148,20 @@ def test_image_branch_resizes_to_patch_multiples_and_checks_input():
     trainable = BEVImageBranch(backbone=TINY_VIT, neck=dict(type='BEVImageNeck', in_channels=384, out_channels=8),
                                upsampler=dict(type='JAFAR', v_dim=384, frozen=False))
     assert any(p.requires_grad for p in trainable.upsampler.parameters())  # an explicit `frozen` wins
-    assert feature_size((224, 480), 8) == (28, 60) and feature_size((224, 480), 4) == (56, 120)
+    # the shipped configs' sizes: 224x480 at stride 8 and 4, 56x120 (synthetic) at stride 8
+    assert trainable.output_size((224, 480)) == (28, 60) and trainable.output_size((56, 120)) == (7, 15)
+    trainable.target_stride = 4.0
+    assert trainable.output_size((224, 480)) == (56, 120)
 
 
-def test_featup_jbu_steps():
+def test_featup_jbu_is_jbustack_with_fixed_steps():
+    """FeatUpJBU is JBUStack(num_steps=2): the first two x2 stages, the residual projection, then the resize."""
     torch.manual_seed(0)
     full = JBUStack(feat_dim=8).eval()
-    four = FeatUpJBU(feat_dim=8, num_steps=4).eval()
+    four = JBUStack(feat_dim=8, num_steps=4).eval()
     four.load_state_dict(full.state_dict())
-    two = FeatUpJBU(feat_dim=8, num_steps=2).eval()
+    two = FeatUpJBU(feat_dim=8).eval()
+    assert two.num_steps == 2 and isinstance(two, JBUStack)
     two.load_state_dict(full.state_dict())  # all four stages exist: JBUStack checkpoints load strictly
     image, feats = torch.randn(1, 3, 32, 48), torch.randn(1, 8, 2, 3)
     with torch.no_grad():
@@ -167,7 +172,9 @@ def test_featup_jbu_steps():
         x = full.up2(x, F.adaptive_avg_pool2d(image, (8, 12)))
         x = x + 0.1 * full.fixup_proj(x)
         torch.testing.assert_close(two(image, feats, (8, 12)), x)
-        assert tuple(two(image, feats, (5, 7)).shape) == (1, 8, 5, 7)
+        # a small output: the fixed two steps, then a resize down (the free stack would stop after one step)
+        torch.testing.assert_close(two(image, feats, (3, 5)), F.interpolate(x, (3, 5), mode='bilinear'))
+        assert not torch.allclose(full(image, feats, (3, 5)), two(image, feats, (3, 5)))
     with pytest.raises(ValueError, match='num_steps'):
         FeatUpJBU(feat_dim=8, num_steps=5)
 

@@ -100,7 +100,8 @@ class TimmBackbone(FreezableMixin, BaseModule):
         self.image_scale = float(image_scale)
         self.resize_output = resize_output
 
-        weights_path, use_hub = choose_weights(model_name, pretrained, checkpoint, random_init)
+        # stacklevel 4: past this __init__ and FreezableMixin's construction hook, at the caller
+        weights_path, use_hub = choose_weights(model_name, pretrained, checkpoint, random_init, stacklevel=4)
         self.model = self._create(timm, model_name, use_hub, dict(model_kwargs or {}))
         if not hasattr(self.model, 'forward_intermediates') or not getattr(self.model, 'feature_info', None):
             raise ValueError(f'{name}: timm model {model_name!r} has no forward_intermediates / feature_info; use a '

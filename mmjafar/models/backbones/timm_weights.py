@@ -104,9 +104,10 @@ def read_vit_state_dict(path: str) -> Dict[str, torch.Tensor]:
     return state
 
 
-def choose_weights(model_name: str, pretrained: bool, checkpoint: Optional[str],
-                   random_init: bool) -> Tuple[Optional[str], bool]:
-    """``(local file or None, load through timm's hub)`` following the documented order."""
+def choose_weights(model_name: str, pretrained: bool, checkpoint: Optional[str], random_init: bool,
+                   stacklevel: int = 3) -> Tuple[Optional[str], bool]:
+    """``(local file or None, load through timm's hub)`` following the documented order; ``stacklevel`` of the
+    random-weights warning (3: the caller of the function that calls this one)."""
     if checkpoint is not None:
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f'TimmBackbone({model_name}): checkpoint file {checkpoint!r} does not exist; '
@@ -123,7 +124,7 @@ def choose_weights(model_name: str, pretrained: bool, checkpoint: Optional[str],
         reason = 'pretrained=False and no checkpoint was given'
     if random_init:
         warnings.warn(f'TimmBackbone({model_name}): {reason}; using RANDOM weights because random_init=True. '
-                      'Features of a random model are meaningless for evaluation.', stacklevel=3)
+                      'Features of a random model are meaningless for evaluation.', stacklevel=stacklevel)
         print_log(f'TimmBackbone({model_name}): RANDOM weights ({reason})', logger='current', level=30)
         return None, False
     raise RuntimeError(f'TimmBackbone({model_name}): no weights: {reason}. Either set checkpoint=\'/path/to/'

@@ -5,10 +5,8 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 
 from mmjafar.registry import MODELS
+from mmjafar.utils.normalization import IMAGENET_MEAN_255, IMAGENET_STD_255
 from ..structures import GEOMETRY_KEYS, stack_geometry
-
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 @MODELS.register_module()
@@ -26,7 +24,7 @@ class BEVDataPreprocessor(BaseDataPreprocessor):
         non_blocking: passed to ``Tensor.to`` when moving to the device.
     """
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN_255, std: Sequence[float] = IMAGENET_STD_255,
                  non_blocking: bool = False) -> None:
         super().__init__(non_blocking=non_blocking)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:

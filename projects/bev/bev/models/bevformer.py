@@ -39,7 +39,6 @@ from torch import nn
 from mmjafar.registry import MODELS
 from ..geometry import BEVGrid, bev_sampling_points, project_to_cameras
 from .deform_attn import BEVDeformableSelfAttention, BEVSpatialCrossAttention
-from .image_branch import ConfigOrModule
 from .segmentor import BEVSegmentor
 
 
@@ -60,11 +59,12 @@ class BEVFormerLayer(BaseModule):
     its own residual)."""
 
     def __init__(self, embed_dims: int = 128, num_heads: int = 4, num_points_self: int = 8,
-                 num_points_cross: int = 8, ffn_dims: int = 1028, dropout: float = 0.1) -> None:
+                 num_points_cross: int = 8, ffn_dims: int = 1028, dropout: float = 0.1,
+                 impl: Optional[str] = None) -> None:
         super().__init__()
-        self.self_attn = BEVDeformableSelfAttention(embed_dims, num_heads, num_points_self, dropout)
+        self.self_attn = BEVDeformableSelfAttention(embed_dims, num_heads, num_points_self, dropout, impl)
         self.norm1 = nn.LayerNorm(embed_dims)
-        self.cross_attn = BEVSpatialCrossAttention(embed_dims, num_heads, num_points_cross, dropout)
+        self.cross_attn = BEVSpatialCrossAttention(embed_dims, num_heads, num_points_cross, dropout, impl)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.ffn = BEVFormerFFN(embed_dims, ffn_dims, dropout)
         self.norm3 = nn.LayerNorm(embed_dims)
@@ -94,6 +94,9 @@ class BEVFormerEncoder(BaseModule):
         query_init_std: std of the learned queries and positional embeddings at init.
         cams_embeds: add a learned per-camera embedding to the image features (BEVFormer's ``use_cams_embeds``).
         num_cams: cameras per sample (only used by ``cams_embeds``).
+        impl: deformable attention implementation, mmjafar's vocabulary
+            (:mod:`mmjafar.models.layers.attention_impl`): None (the process-wide default, 'auto': mmcv's CUDA
+            kernel where it can run), 'auto', 'torch', 'reference' or 'mmcv'.
 
     Shapes: ``forward(img_feats (B, N, D, h, w), cam2img (B, N, 3, 3), cam2ego (B, N, 4, 4), bev_aug (B, 4, 4) or
     None, image_size (H, W)) -> (B, D, R, C)``.
@@ -102,7 +105,7 @@ class BEVFormerEncoder(BaseModule):
     def __init__(self, grid: Optional[Dict] = None, embed_dims: int = 128, num_layers: int = 6, num_heads: int = 4,
                  num_points_self: int = 8, num_points_cross: int = 8, ffn_dims: int = 1028, dropout: float = 0.1,
                  query_init_std: float = 0.1, cams_embeds: bool = False, num_cams: int = 6,
-                 init_cfg: Optional[Dict] = None) -> None:
+                 impl: Optional[str] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.grid = BEVGrid.build(grid)
         if num_points_cross % self.grid.num_heights:
@@ -115,7 +118,7 @@ class BEVFormerEncoder(BaseModule):
         self.bev_pos = nn.Parameter(query_init_std * torch.randn(rows * cols, embed_dims))
         self.cams_embeds = nn.Parameter(torch.randn(num_cams, embed_dims)) if cams_embeds else None
         self.layers = nn.ModuleList(
-            BEVFormerLayer(embed_dims, num_heads, num_points_self, num_points_cross, ffn_dims, dropout)
+            BEVFormerLayer(embed_dims, num_heads, num_points_self, num_points_cross, ffn_dims, dropout, impl)
             for _ in range(num_layers))
 
     def reference_points(self, cam2img: torch.Tensor, cam2ego: torch.Tensor, bev_aug: Optional[torch.Tensor],
@@ -166,17 +169,14 @@ class BEVFormerSeg(BEVSegmentor):
     deviations from BEVFormer's and PointBeV's code.
 
     Args:
-        view_transform: the encoder config (``BEVFormerEncoder``); its ``embed_dims`` must equal the neck's
-            ``out_channels``.
-        bev_encoder: None or a BEV network config (``ResNetUNet``).
-        other arguments: see :class:`BEVSegmentor`.
+        **kwargs: the arguments of :class:`BEVSegmentor`; ``view_transform`` is the encoder config
+            (``dict(type='BEVFormerEncoder')`` by default), whose ``embed_dims`` must equal the neck's
+            ``out_channels``; ``bev_encoder`` None (default) or a BEV network config (``ResNetUNet``).
     """
 
-    def __init__(self, backbone: ConfigOrModule, neck: ConfigOrModule, head: ConfigOrModule,
-                 view_transform: ConfigOrModule = dict(type='BEVFormerEncoder'),
-                 bev_encoder: ConfigOrModule = None, **kwargs) -> None:
-        super().__init__(backbone=backbone, neck=neck, head=head, view_transform=view_transform,
-                         bev_encoder=bev_encoder, **kwargs)
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault('view_transform', dict(type='BEVFormerEncoder'))
+        super().__init__(**kwargs)
         if not isinstance(self.view_transform, BEVFormerEncoder):
             raise TypeError(f'BEVFormerSeg: view_transform must be a BEVFormerEncoder, got '
                             f'{type(self.view_transform).__name__}')

@@ -3,7 +3,8 @@
 * :func:`multi_scale_deformable_attn`: the sampling core. A pure-PyTorch path (per level ``grid_sample`` of the
   values at ``2 * loc - 1``, ``align_corners=False``, zero padding, weighted sum over points, levels and heads)
   runs everywhere; on CUDA tensors mmcv's compiled ``MultiScaleDeformableAttnFunction`` is used when mmcv was
-  built with CUDA. Both compute the same function (tests compare them).
+  built with CUDA. Both compute the same function (tests compare them). The choice is mmjafar's ``impl``
+  vocabulary (:mod:`mmjafar.models.layers.attention_impl`): 'auto', 'torch' / 'reference' or 'mmcv'.
 * :class:`DeformableSampler`: value / offset / attention-weight projections around the core, for queries with
   ``A`` reference anchors each (``A = 1``: Deformable DETR; ``A = Z`` heights: BEVFormer's 3-D variant, the
   points split evenly across the anchors). No output projection (the blocks below own it).
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mmjafar.models.layers.device_kernels import use_kernel as kernel_allowed
+from mmjafar.models.layers import check_attn_impl, use_kernel_impl
 from mmjafar.registry import MODELS
 
 _KERNEL = None  # cached: mmcv's MultiScaleDeformableAttnFunction, or False when it cannot run on CUDA
@@ -89,14 +90,15 @@ def deformable_attn_pytorch(value: torch.Tensor, spatial_shapes: Sequence[Tuple[
 
 def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: torch.Tensor, sampling_locations: torch.Tensor,
                                 attention_weights: torch.Tensor, im2col_step: int = 64,
-                                use_kernel: Optional[bool] = None) -> torch.Tensor:
+                                impl: Optional[str] = None) -> torch.Tensor:
     """Multi-scale deformable attention; shapes as :func:`deformable_attn_pytorch`, ``spatial_shapes`` a ``(L, 2)``
     long tensor of ``(h, w)``.
 
-    ``use_kernel``: None = mmcv's compiled kernel where it can run (CUDA tensors, mmcv built with CUDA; see
-    :mod:`mmjafar.models.layers.device_kernels`), else PyTorch; True = require the kernel (a one-line error with the
-    reason where it cannot run); False = always PyTorch. The kernel runs in float32 (inputs of other dtypes are
-    cast and the result cast back, as BEVFormer's fp32 variant does).
+    ``impl``: 'auto' = mmcv's compiled kernel where it can run (CUDA tensors, mmcv built with CUDA; see
+    :mod:`mmjafar.models.layers.device_kernels`), else PyTorch; 'mmcv' = require the kernel (a one-line error with
+    the reason where it cannot run); 'torch' or 'reference' = always PyTorch; None = the process-wide default. The
+    kernel runs in float32 (inputs of other dtypes are cast and the result cast back, as BEVFormer's fp32 variant
+    does).
     """
     if value.dim() != 4 or sampling_locations.dim() != 6 or attention_weights.dim() != 5:
         raise ValueError('multi_scale_deformable_attn: expected value (B, S, H, Dh), sampling_locations '
@@ -106,9 +108,7 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: torch.Tenso
         raise ValueError(f'multi_scale_deformable_attn: spatial_shapes {spatial_shapes.tolist()} cover '
                          f'{int(spatial_shapes.prod(dim=1).sum())} values but value has {value.shape[1]}')
     kernel = None
-    if use_kernel is not False and kernel_allowed('mmcv.ms_deform_attn', value, bool(use_kernel),
-                                                  'multi_scale_deformable_attn(use_kernel=True)', dtype=torch.float32,
-                                                  fix='use_kernel=None (the kernel only where it can run) or False'):
+    if use_kernel_impl(impl, 'mmcv.ms_deform_attn', value, 'multi_scale_deformable_attn', dtype=torch.float32):
         kernel = _mmcv_kernel()
     if kernel is None:
         return deformable_attn_pytorch(value, spatial_shapes.tolist(), sampling_locations, attention_weights)
@@ -134,6 +134,9 @@ class DeformableSampler(BaseModule):
         num_heads: attention heads (``embed_dims`` must be divisible by it).
         num_levels: value maps.
         num_points: sampling points per query, head and level.
+        im2col_step: mmcv kernel's batch step.
+        impl: None, 'auto', 'torch', 'reference' or 'mmcv' (see :func:`multi_scale_deformable_attn`); also an
+            attribute.
 
     Shapes: ``forward(query (B, Q, C), value (B, S, C), spatial_shapes (L, 2), reference_points (B, Q, A, 2),
     anchor_mask (B, Q, A) or None) -> (B, Q, C)``. ``anchor_mask`` zeroes the (already normalised) attention weights
@@ -141,13 +144,13 @@ class DeformableSampler(BaseModule):
     """
 
     def __init__(self, embed_dims: int = 128, num_heads: int = 4, num_levels: int = 1, num_points: int = 8,
-                 im2col_step: int = 64) -> None:
+                 im2col_step: int = 64, impl: Optional[str] = None) -> None:
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'DeformableSampler: embed_dims={embed_dims} is not divisible by num_heads={num_heads}')
         self.embed_dims, self.num_heads = embed_dims, num_heads
         self.num_levels, self.num_points = num_levels, num_points
-        self.im2col_step = im2col_step
+        self.im2col_step, self.impl = im2col_step, check_attn_impl(impl, ('mmcv', ), 'DeformableSampler')
         self.sampling_offsets = nn.Linear(embed_dims, num_heads * num_levels * num_points * 2)
         self.attention_weights = nn.Linear(embed_dims, num_heads * num_levels * num_points)
         self.value_proj = nn.Linear(embed_dims, embed_dims)
@@ -192,7 +195,7 @@ class DeformableSampler(BaseModule):
         offsets = offsets.view(batch, num_query, heads, levels, points // anchors, anchors, 2)
         locations = reference_points[:, :, None, None, None, :, :] + offsets
         locations = locations.view(batch, num_query, heads, levels, points, 2)
-        return multi_scale_deformable_attn(value, spatial_shapes, locations, weights, self.im2col_step)
+        return multi_scale_deformable_attn(value, spatial_shapes, locations, weights, self.im2col_step, self.impl)
 
 
 def bev_reference_points(rows: int, cols: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -203,21 +206,15 @@ def bev_reference_points(rows: int, cols: int, device=None, dtype=torch.float32)
     return torch.stack([xx, yy], dim=-1).reshape(-1, 2)
 
 
-@MODELS.register_module()
-class BEVDeformableSelfAttention(BaseModule):
-    """BEVFormer's BEV self-attention without the temporal part: deformable attention of every BEV query over the
-    BEV map itself (1 level), then output projection, dropout and residual.
+class _DeformableBlock(BaseModule):
+    """A single-level :class:`DeformableSampler`, then output projection, dropout and residual (the two blocks
+    below); ``impl`` chooses the sampling core (see :func:`multi_scale_deformable_attn`)."""
 
-    Offsets and attention weights come from ``query + query_pos``; the values are the queries without positional
-    embedding; each query's reference point is its own cell centre ``(x = column, y = row)`` normalised to
-    ``[0, 1]``.
-
-    Shapes: ``forward(query (B, R*C, D), query_pos (B or 1, R*C, D), bev_shape=(R, C)) -> (B, R*C, D)``.
-    """
-
-    def __init__(self, embed_dims: int = 128, num_heads: int = 4, num_points: int = 8, dropout: float = 0.1) -> None:
+    def __init__(self, embed_dims: int = 128, num_heads: int = 4, num_points: int = 8, dropout: float = 0.1,
+                 impl: Optional[str] = None) -> None:
         super().__init__()
-        self.sampler = DeformableSampler(embed_dims, num_heads, num_levels=1, num_points=num_points)
+        self.embed_dims = embed_dims
+        self.sampler = DeformableSampler(embed_dims, num_heads, num_levels=1, num_points=num_points, impl=impl)
         self.output_proj = nn.Linear(embed_dims, embed_dims)
         self.dropout = nn.Dropout(dropout)
         self.init_weights()
@@ -227,6 +224,19 @@ class BEVDeformableSelfAttention(BaseModule):
         nn.init.xavier_uniform_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
         self._is_init = True
+
+
+@MODELS.register_module()
+class BEVDeformableSelfAttention(_DeformableBlock):
+    """BEVFormer's BEV self-attention without the temporal part: deformable attention of every BEV query over the
+    BEV map itself (1 level), then output projection, dropout and residual.
+
+    Offsets and attention weights come from ``query + query_pos``; the values are the queries without positional
+    embedding; each query's reference point is its own cell centre ``(x = column, y = row)`` normalised to
+    ``[0, 1]``.
+
+    Shapes: ``forward(query (B, R*C, D), query_pos (B or 1, R*C, D), bev_shape=(R, C)) -> (B, R*C, D)``.
+    """
 
     def forward(self, query: torch.Tensor, query_pos: Optional[torch.Tensor], bev_shape: Tuple[int, int]
                 ) -> torch.Tensor:
@@ -250,7 +260,7 @@ def _gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class BEVSpatialCrossAttention(BaseModule):
+class BEVSpatialCrossAttention(_DeformableBlock):
     """BEVFormer's spatial cross-attention: every BEV query reads the image features where its pillar projects.
 
     For each sample and camera, the queries with at least one valid height anchor in that camera are gathered
@@ -265,20 +275,6 @@ class BEVSpatialCrossAttention(BaseModule):
     Shapes: ``forward(query (B, Q, D), query_pos (B or 1, Q, D) or None, img_feats (B, N, D, h, w),
     reference_points (B, N, Q, Z, 2) in [0, 1], valid (B, N, Q, Z) bool) -> (B, Q, D)``.
     """
-
-    def __init__(self, embed_dims: int = 128, num_heads: int = 4, num_points: int = 8, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.embed_dims = embed_dims
-        self.sampler = DeformableSampler(embed_dims, num_heads, num_levels=1, num_points=num_points)
-        self.output_proj = nn.Linear(embed_dims, embed_dims)
-        self.dropout = nn.Dropout(dropout)
-        self.init_weights()
-
-    def init_weights(self) -> None:
-        self.sampler.init_weights()
-        nn.init.xavier_uniform_(self.output_proj.weight)
-        nn.init.zeros_(self.output_proj.bias)
-        self._is_init = True
 
     @staticmethod
     def hit_counts(valid: torch.Tensor) -> torch.Tensor:

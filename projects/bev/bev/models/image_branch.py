@@ -2,7 +2,7 @@
 
 ``(B, N, 3, H, W)`` normalised images -> frozen ViT (the images resized to multiples of its patch size, e.g.
 224×480 -> 224×476) -> last feature map at stride 14 -> optional upsampler guided by the *original* normalised
-image to ``(round(H / s), round(W / s))`` with ``s = target_stride`` -> trainable neck -> ``(B, N, C, h, w)``.
+image to ``(floor(H / s), floor(W / s))`` with ``s = target_stride`` -> trainable neck -> ``(B, N, C, h, w)``.
 
 Without an upsampler (``upsampler=None``, JAFAR's Low-Res row) the ViT's own grid goes to the neck unchanged and
 ``target_stride`` is not used. Every map spans the whole image, so the view transforms sample it in normalised
@@ -12,19 +12,18 @@ comparison clean.
 The backbone (frozen), and the upsampler when it has no trainable parameter (frozen, or parameter-free like
 ``Bilinear``), run under ``no_grad``: nothing upstream of the neck is trained, and the activations of JAFAR's
 attention or FeatUp's kernels are not kept for backward.
+
+Only mmjafar's public API is used: :func:`~mmjafar.models.layers.freeze`,
+:func:`~mmjafar.models.layers.scaled_size` (the one size rule: ``floor(H / s)``) and the upsamplers.
 """
-import math
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mmjafar.models.upsamplers.base import SizeLike
-from mmjafar.models.upsamplers.featup import JBUStack
-from mmjafar.models.layers.resize import resize_features
-from mmjafar.models.layers.stages import get_stages
+from mmjafar.models.layers import freeze, resize_features, scaled_size
+from mmjafar.models.upsamplers import JBUStack
 from mmjafar.registry import MODELS
 
 ConfigOrModule = Union[dict, nn.Module, None]
@@ -40,55 +39,15 @@ def build_module(cfg: ConfigOrModule, **defaults) -> Optional[nn.Module]:
     return MODELS.build(cfg)
 
 
-def freeze_module(module: nn.Module) -> None:
-    """No gradients and eval mode for ``module``; upsamplers with a ``frozen`` flag also stay in eval mode
-    through later ``train()`` calls."""
-    if hasattr(module, 'frozen'):
-        module.frozen = True
-    for p in module.parameters():
-        p.requires_grad_(False)
-    module.eval()
-
-
-def feature_size(image_size: Tuple[int, int], stride: float) -> Tuple[int, int]:
-    """``(round(H / s), round(W / s))`` with halves rounded up (not to even), at least 1×1."""
-    return tuple(max(1, math.floor(s / stride + 0.5)) for s in image_size)
-
-
 @MODELS.register_module()
 class FeatUpJBU(JBUStack):
-    """FeatUp's JBU stack run for its first ``num_steps`` ×2 stages, then the stack's residual projection, then
-    a bilinear resize to the requested size (JAFAR's BEV protocol: "JBU ×2 steps, then resize").
-
-    All four stages are built, so the released ``JBUStack`` checkpoints load unchanged (stages after
-    ``num_steps`` are simply not run; they are frozen with the rest by ``frozen=True``). ``num_steps=4`` is
-    :class:`JBUStack`.
-
-    Args:
-        num_steps: ×2 stages to run (1..4; 2 brings stride 14 to 3.5 before the resize).
-        other arguments: see :class:`JBUStack`.
+    """:class:`~mmjafar.models.upsamplers.JBUStack` run for ``num_steps`` x2 stages (2 by default), then the
+    residual projection and a bilinear resize: JAFAR's BEV protocol ("JBU x2 steps, then resize"), under the
+    name the BEV configs use. Same as ``dict(type='JBUStack', num_steps=2)``.
     """
 
-    def __init__(self, feat_dim: int = 384, num_steps: int = 2, feature_norm: bool = False,
-                 output_size: Optional[SizeLike] = None, scale_factor: Optional[float] = None, frozen: bool = False,
-                 check_inputs: bool = True, init_cfg=None) -> None:
-        super().__init__(feat_dim=feat_dim, feature_norm=feature_norm, output_size=output_size,
-                         scale_factor=scale_factor, frozen=frozen, check_inputs=check_inputs, init_cfg=init_cfg)
-        if not 1 <= num_steps <= self.num_stages:
-            raise ValueError(f'FeatUpJBU: num_steps must be in [1, {self.num_stages}], got {num_steps}')
-        self.num_steps = num_steps
-
-    def forward_stack(self, image: torch.Tensor, features: torch.Tensor, return_stages: bool = False,
-                      output_size: Optional[SizeLike] = None):
-        # ``output_size`` (JBUStack's early stop) is not needed: ``num_steps`` fixes the stages
-        source = features if self.feature_norm is None else self.feature_norm(features)
-        outs = []
-        for stage in get_stages(self)[:self.num_steps]:
-            h, w = source.shape[-2:]
-            source = stage(source, F.adaptive_avg_pool2d(image, (2 * h, 2 * w)))
-            outs.append(source)
-        out = source + 0.1 * self.fixup_proj(source)
-        return (out, outs) if return_stages else out
+    def __init__(self, feat_dim: int = 384, num_steps: int = 2, **kwargs) -> None:
+        super().__init__(feat_dim=feat_dim, num_steps=num_steps, **kwargs)
 
 
 @MODELS.register_module()
@@ -100,7 +59,8 @@ class BEVImageBranch(BaseModule):
         neck: the neck config (e.g. ``BEVImageNeck``) or module.
         upsampler: any registered upsampler (``up(image, feats, out_size)``), or None for the ViT grid.
         target_stride: output stride of the upsampled map relative to the input image (8; 4 as ablation).
-        freeze_upsampler: freeze the upsampler (no gradients, eval mode) unless its config sets ``frozen``.
+        freeze_upsampler: freeze the upsampler (:func:`~mmjafar.models.layers.freeze`: no gradients, eval mode
+            kept) unless its config sets ``frozen``.
         init_cfg: mmengine init config.
     """
 
@@ -116,7 +76,7 @@ class BEVImageBranch(BaseModule):
         self.upsampler = build_module(upsampler)
         explicit = isinstance(upsampler, dict) and 'frozen' in upsampler
         if self.upsampler is not None and freeze_upsampler and not explicit:
-            freeze_module(self.upsampler)
+            freeze(self.upsampler)
         self.neck = build_module(neck)
         self.target_stride = float(target_stride)
         self.patch_size = int(getattr(self.backbone, 'patch_size', 1))
@@ -126,10 +86,11 @@ class BEVImageBranch(BaseModule):
         return int(self.neck.out_channels)
 
     def output_size(self, image_size: Tuple[int, int]) -> Tuple[int, int]:
-        """Size of the feature map for images of ``image_size`` (H, W)."""
+        """Size of the feature map for images of ``image_size`` (H, W): the ViT grid without an upsampler, else
+        ``(floor(H / s), floor(W / s))`` for ``s = target_stride`` (:func:`~mmjafar.models.layers.scaled_size`)."""
         if self.upsampler is None:
             return tuple(int(s) // self.patch_size for s in image_size)
-        return feature_size(image_size, self.target_stride)
+        return scaled_size(image_size, stride=self.target_stride)
 
     def _upsampler_trainable(self) -> bool:
         return self.upsampler is not None and any(p.requires_grad for p in self.upsampler.parameters())

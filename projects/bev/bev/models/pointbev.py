@@ -20,7 +20,6 @@ from torch import nn
 from mmjafar.registry import MODELS
 from ..geometry import BEVGrid, apply_transform, project_to_cameras
 from .coord_embed import FourierCoordEmbedding, coordinate_bounds
-from .image_branch import ConfigOrModule
 from .segmentor import BEVSegmentor
 from .sparse_ops import cells_to_mask, random_cells, select_fine_cells, sparse_grid_sample
 
@@ -169,20 +168,17 @@ class PointBeV(BEVSegmentor):
         fine_anchors: top-scoring coarse cells the fine pass grows from (100).
         fine_kernel: odd side of the square grown around each anchor (9 in the paper, 7 in the released run).
         fine_pass: run the fine pass in training (otherwise coarse only).
-        other arguments: see :class:`BEVSegmentor`.
+        **kwargs: the arguments of :class:`BEVSegmentor`, with ``head=dict(type='SparseBEVHead')``,
+            ``view_transform=dict(type='PointBeVLifting')`` and ``bev_encoder=dict(type='SparseResNetUNet')`` by
+            default.
     """
 
-    def __init__(self, backbone: ConfigOrModule, neck: ConfigOrModule,
-                 head: ConfigOrModule = dict(type='SparseBEVHead'), upsampler: ConfigOrModule = None,
-                 target_stride: float = 8, view_transform: ConfigOrModule = dict(type='PointBeVLifting'),
-                 bev_encoder: ConfigOrModule = dict(type='SparseResNetUNet'), grid: Optional[dict] = None,
-                 loss: ConfigOrModule = dict(type='BEVLoss'),
-                 data_preprocessor: Optional[dict] = dict(type='BEVDataPreprocessor'),
-                 coarse_cells: int = 2500, fine_cells: int = 2500, fine_anchors: int = 100, fine_kernel: int = 9,
-                 fine_pass: bool = True, init_cfg=None) -> None:
-        super().__init__(backbone=backbone, neck=neck, head=head, upsampler=upsampler, target_stride=target_stride,
-                         view_transform=view_transform, bev_encoder=bev_encoder, grid=grid, loss=loss,
-                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+    def __init__(self, coarse_cells: int = 2500, fine_cells: int = 2500, fine_anchors: int = 100,
+                 fine_kernel: int = 9, fine_pass: bool = True, **kwargs) -> None:
+        kwargs.setdefault('head', dict(type='SparseBEVHead'))
+        kwargs.setdefault('view_transform', dict(type='PointBeVLifting'))
+        kwargs.setdefault('bev_encoder', dict(type='SparseResNetUNet'))
+        super().__init__(**kwargs)
         if not isinstance(self.view_transform, PointBeVLifting):
             raise TypeError(f'PointBeV: view_transform must be a PointBeVLifting, got '
                             f'{type(self.view_transform).__name__}')

@@ -39,16 +39,21 @@ class BEVSegmentor(BaseModel):
             ``grid`` filled in when they have no ``grid`` key. Subclasses may instead override ``bev_forward``.
         bev_encoder: optional BEV network between the view transform and the head (e.g. ``ResNetUNet``).
         grid: ``BEVGrid`` config dict (must equal the dataset's ``grid``); None = 200×200×8 at 0.5 m.
-        loss: loss config (``BEVLoss``); its learned weights are part of the model.
-        data_preprocessor: ``BEVDataPreprocessor`` config.
+        loss: loss config; None = ``dict(type='BEVLoss')``. Its learned weights are part of the model.
+        data_preprocessor: data preprocessor config; None = ``dict(type='BEVDataPreprocessor')``.
         init_cfg: mmengine init config.
+
+    Subclasses add their own arguments and pass these through as ``**kwargs`` (a misspelt one still fails with a
+    ``TypeError`` naming it); they give their own defaults for ``head``, ``view_transform`` or ``bev_encoder``
+    with ``kwargs.setdefault``, so an explicit ``None`` stays ``None``.
     """
 
     def __init__(self, backbone: ConfigOrModule, neck: ConfigOrModule, head: ConfigOrModule,
                  upsampler: ConfigOrModule = None, target_stride: float = 8,
                  view_transform: ConfigOrModule = None, bev_encoder: ConfigOrModule = None,
-                 grid: Optional[dict] = None, loss: ConfigOrModule = dict(type='BEVLoss'),
-                 data_preprocessor: Optional[dict] = dict(type='BEVDataPreprocessor'), init_cfg=None) -> None:
+                 grid: Optional[dict] = None, loss: ConfigOrModule = None, data_preprocessor: Optional[dict] = None,
+                 init_cfg=None) -> None:
+        data_preprocessor = dict(type='BEVDataPreprocessor') if data_preprocessor is None else data_preprocessor
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -60,7 +65,7 @@ class BEVSegmentor(BaseModel):
         self.view_transform = build_module(view_transform)
         self.bev_encoder = build_module(bev_encoder)
         self.head = build_module(head)
-        self.loss_module = build_module(loss)
+        self.loss_module = build_module(dict(type='BEVLoss') if loss is None else loss)
 
     # ------------------------------------------------------------------ helpers
     @property
