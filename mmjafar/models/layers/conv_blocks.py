@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .fused_encoder import fusable, fused_run_layers, norm_act_conv, norm_act_conv_fusable
+from .fused_encoder import fusable, fused_run_layers
+from .fused_norm_act import norm_act_conv, norm_act_conv_fusable, norm_act_pool, norm_act_pool_fusable
 
 
 class ResBlock(nn.Module):
@@ -178,7 +179,8 @@ def encode_and_pool_many(encoder: nn.Sequential, x: torch.Tensor, sizes: Sequenc
         return [out if size == full else F.adaptive_avg_pool2d(out, size) for size in sizes]
     if low_memory:
         h = _low_memory_norm_act_conv(x, last.norm1, last.conv1)
-        pooled = _checkpoint(_norm_act_pool, h, last.norm2, sizes)
+        pooled = (norm_act_pool(h, last.norm2, sizes) if norm_act_pool_fusable(h, last.norm2, sizes)
+                  else _checkpoint(_norm_act_pool, h, last.norm2, sizes))
     else:
         branch = (fused_run_layers([last], x, pool_branch=True) if fusable([last], x)
                   else last.branch_before_conv2(x))

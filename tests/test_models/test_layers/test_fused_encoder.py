@@ -66,26 +66,3 @@ def test_not_fused_with_grad_autocast_or_other_kernels():
         assert not fused_encoder.fusable(list(make_encoder(3, 16, kernel_size=3, num_groups=4)), x)
         assert not fused_encoder.fusable(list(make_encoder(3, 16, block_kernel_size=3, num_groups=4)), x)
         assert not fused_encoder.fusable(list(enc.half()), x.half())
-
-
-@pytest.mark.parametrize('bias', [False, True])
-def test_norm_act_conv_autograd(bias, monkeypatch):
-    """The training-time fused group: forward and every gradient equal autograd through the modules."""
-    torch.manual_seed(3)
-    monkeypatch.setattr(fused_encoder, 'CHUNK_ELEMENTS', 6 * 3)  # several chunks per image, ragged last one
-    norm = _randomise_norms(nn.GroupNorm(2, 6)).double()
-    conv = nn.Conv2d(6, 5, 1, bias=bias).double()
-    x = (2 * torch.randn(2, 6, 5, 4, dtype=torch.float64) + 1).contiguous(memory_format=torch.channels_last)
-    x.requires_grad_()
-    assert fused_encoder.norm_act_conv_fusable(x, norm, conv)
-    out = fused_encoder.norm_act_conv(x, norm, conv)
-    ref = conv(nn.functional.silu(norm(x)))
-    grad = torch.randn_like(ref)
-    params = [x, *norm.parameters(), *conv.parameters()]
-    for got, want in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    small = torch.randn(1, 6, 3, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(
-        lambda t, g, b: fused_encoder._NormActConv.apply(t, g, b, conv.weight, conv.bias, 2, 1e-5),
-        (small, norm.weight.detach().clone().requires_grad_(), norm.bias.detach().clone().requires_grad_()))
