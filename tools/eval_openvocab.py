@@ -12,9 +12,8 @@ import json
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
-import mmjafar  # noqa: F401  (registers the upsamplers)
+from mmjafar.engine import build_runner
 from mmjafar.evaluation.openvocab_segmentor import DATASETS, openvocab_test_cfg
 from mmjafar.models.upsamplers.builder import resolve_upsampler_name
 
@@ -56,7 +55,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = Runner.from_cfg(build_cfg(args))
+    runner = build_runner(build_cfg(args))  # a CPU --launcher pytorch run starts its gloo group first
     metrics = runner.test()
     if runner.rank == 0:
         print(json.dumps({'dataset': args.dataset, 'upsampler': args.upsampler, **metrics}))
