@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmjafar.models.backbones.timm_vit import TimmViT, read_vit_state_dict
+from mmjafar.models.backbones.timm_weights import choose_weights, read_vit_state_dict
 from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 from .cam_metrics import cam_metrics_per_image
 
@@ -25,14 +25,15 @@ from .cam_metrics import cam_metrics_per_image
 def build_vit_classifier(model_name: str = 'vit_base_patch16_224', pretrained: bool = True,
                          checkpoint: Optional[str] = None, random_init: bool = False,
                          model_kwargs: Optional[Dict] = None) -> nn.Module:
-    """A frozen timm ViT *with* its classification head, weights chosen as for :class:`TimmViT`.
+    """A frozen timm ViT *with* its classification head, weights chosen as for
+    :class:`~mmjafar.models.backbones.TimmViT`.
 
     Order: ``checkpoint`` (local timm/mmengine file, head included); else timm's pretrained weights from the
     Hugging Face cache or hub when reachable; else random weights if ``random_init`` (warns); else an error that
     names these options.
     """
     import timm
-    path, use_hub = TimmViT._choose_weights(model_name, pretrained, checkpoint, random_init)
+    path, use_hub = choose_weights(model_name, pretrained, checkpoint, random_init)
     model = timm.create_model(model_name, pretrained=use_hub, **dict(model_kwargs or {}))
     if path is not None:
         from timm.models.vision_transformer import checkpoint_filter_fn
