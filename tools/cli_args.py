@@ -41,9 +41,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, auto_amp: bool = False)
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the last checkpoint in the work dir if none is given')
     amp = parser.add_mutually_exclusive_group()
+    when = '; the default whenever CUDA is available' if auto_amp else ''
     amp.add_argument('--amp', action='store_true', default=None if auto_amp else False,
-                     help='bfloat16 autocast (CUDA only)' + ('; the default whenever CUDA is available' if auto_amp
-                                                            else ''))
+                     help=f'bfloat16 autocast (CUDA only{when})')
     amp.add_argument('--no-amp', dest='amp', action='store_false', help='float32 even on GPU')
 
 
