@@ -1,10 +1,10 @@
 """When an optional compiled kernel may run: mmcv's CARAFE and deformable-attention ops, NATTEN.
 
 Each of them exists only for some devices and dtypes, and only in some builds (the project's set-up compiles mmcv
-without CUDA, so its CUDA ops are absent even on a GPU machine). Modules ask :func:`kernel_unsupported` before
-calling one: ``impl='auto'`` takes the kernel only when it supports the tensor's device and dtype and runs the
-exact PyTorch path otherwise; an explicit ``impl=`` that names the kernel fails with the reason
-(:func:`use_kernel`).
+without CUDA, so its CUDA ops are absent even on a GPU machine). Modules ask through
+:func:`~.attention_impl.use_kernel_impl` (the ``impl`` vocabulary), which calls :func:`use_kernel`:
+``impl='auto'`` takes the kernel only when it supports the tensor's device and dtype and runs the exact PyTorch
+path otherwise; an explicit ``impl=`` that names the kernel fails with the reason.
 
 Example:
     >>> import torch

@@ -45,7 +45,8 @@ class _FreezeAfterInit(ABCMeta):
 class FreezableMixin(metaclass=_FreezeAfterInit):
     """A ``frozen`` flag for an ``nn.Module`` / mmengine ``BaseModule`` (list it first among the bases).
 
-    The module's ``__init__`` sets ``self.frozen``; the rest is done here: freezing after construction and after
+    The module's ``__init__`` sets ``self.frozen`` (or the class sets ``frozen = True`` for a module that never
+    trains, e.g. an evaluation-only model); the rest is done here: freezing after construction and after
     ``init_weights()``, and ``train(mode)`` acting as ``train(False)`` while frozen.
     """
 
@@ -53,7 +54,9 @@ class FreezableMixin(metaclass=_FreezeAfterInit):
     frozen: bool = False
 
     def init_weights(self) -> None:
-        super().init_weights()
+        parent = getattr(super(), 'init_weights', None)  # mmengine BaseModule has one, a plain nn.Module not
+        if parent is not None:
+            parent()
         if self.frozen:
             freeze(self)
 

@@ -5,17 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from mmjafar.registry import MODELS
-from ..layers import RoPE2d, apply_rope_2d, encode_and_pool_many, make_encoder
-from ..layers.attention import cross_attention_impl
+from ..layers import RoPE2d, encode_and_pool_many, make_encoder
 from ..layers.attention_impl import check_attn_impl, resolve_attn_impl
 from ..layers.feature_unification import LearnedFeatureUnification
 from ..layers.neighborhood_attention import neighborhood_attention_2d
 from ..layers.window_attention import WindowedCrossAttentionBlock, ratio_window_bias
-from .base import BaseUpsampler, SizeLike, unique_sizes
+from .base import SizeLike, unique_sizes
+from .image_code import ImageCodeUpsampler
 
 
 @MODELS.register_module()
-class AnyUp(BaseUpsampler):
+class AnyUp(ImageCodeUpsampler):
     """AnyUp windowed-attention upsampler, exact to the official implementation and checkpoint-compatible.
 
     Encoder-agnostic: a feature-agnostic input layer (:class:`LearnedFeatureUnification`) maps features of any
@@ -50,8 +50,7 @@ class AnyUp(BaseUpsampler):
         impl: None (the process-wide default, 'auto'), 'auto', 'torch' or 'reference' (see above; the NATTEN
             variant takes NATTEN's kernels with 'auto' where they can run). Also an attribute.
         chunk_elements: working-set budget in elements of the lean attention and the unification layer.
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, freezing, checks, init).
 
     Example:
         >>> import torch
@@ -61,7 +60,6 @@ class AnyUp(BaseUpsampler):
     """
 
     checkpoint_wrapper_keys = ('anyup', )
-    impl = cross_attention_impl()
 
     def __init__(self, input_dim: int = 3, qk_dim: int = 128, kernel_size: int = 1, kernel_size_lfu: int = 5,
                  window_ratio: float = 0.1, num_heads: int = 4, init_gaussian_derivatives: bool = False,
@@ -85,19 +83,9 @@ class AnyUp(BaseUpsampler):
         self.aggregation = make_encoder(2 * qk_dim, qk_dim, kernel_size=3, **encoder)
         self.rope = RoPE2d(qk_dim, theta=100)
 
-    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
-        """The full-resolution image code with RoPE, ``(B, qk_dim, H_img, W_img)``."""
-        return apply_rope_2d(self.image_encoder(image), self.rope.freqs)
-
     def unify_features(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, C, h, w)`` features of any width to ``(B, qk_dim, h, w)`` (the ``key_features_encoder``)."""
         return self.key_features_encoder(F.normalize(features, dim=1))
-
-    def queries_and_keys(self, image: torch.Tensor, features: torch.Tensor,
-                         output_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Queries ``(B, qk, H, W)`` (pooled image code) and keys ``(B, qk, h, w)`` (after ``aggregation``)."""
-        queries, keys = self.queries_and_keys_many(image, [features], [output_size])
-        return queries[0], keys[0]
 
     def queries_and_keys_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                               output_sizes: Sequence[Tuple[int, int]]) -> Tuple[List[torch.Tensor], ...]:
@@ -131,9 +119,6 @@ class AnyUp(BaseUpsampler):
         else:
             kernel = tuple(grid)
         return kernel, (output_size[0] // grid[0], output_size[1] // grid[1])
-
-    def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        return self.upsample_many(image, [features], [output_size])[0]
 
     def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                       output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:

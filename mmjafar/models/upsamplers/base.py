@@ -120,8 +120,11 @@ class BaseUpsampler(FreezableMixin, StrictPretrainedMixin, BaseModule):
     # ------------------------------------------------------------------ calls
     def upsample(self, image: Optional[torch.Tensor], features: torch.Tensor,
                  output_size: Tuple[int, int]) -> torch.Tensor:
-        """``(B, 3, H_img, W_img), (B, C, h, w), (H, W) -> (B, C, H, W)``. Implemented by each method."""
-        raise NotImplementedError(f'{type(self).__name__} implements neither upsample() nor upsample_many()')
+        """``(B, 3, H_img, W_img), (B, C, h, w), (H, W) -> (B, C, H, W)``. Implemented by each method, or taken
+        from its :meth:`upsample_many` (one map)."""
+        if type(self).upsample_many is BaseUpsampler.upsample_many:
+            raise NotImplementedError(f'{type(self).__name__} implements neither upsample() nor upsample_many()')
+        return self.upsample_many(image, [features], [output_size])[0]
 
     def upsample_many(self, image: Optional[torch.Tensor], features: Sequence[torch.Tensor],
                       output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:

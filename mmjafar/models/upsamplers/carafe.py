@@ -96,8 +96,7 @@ class CARAFE(BaseUpsampler):
         up_kernel, up_group, encoder_kernel, encoder_dilation, compressed_channels: see :class:`CARAFEStage`
             (defaults: the CARAFE paper's and mmcv's, 5 / 1 / 3 / 1 / 64).
         impl: None, 'auto', 'torch', 'reference' or 'mmcv' (see :class:`CARAFEStage`).
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, freezing, checks, init).
 
     Example:
         >>> import torch

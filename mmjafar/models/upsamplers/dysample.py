@@ -115,8 +115,7 @@ class DySample(BaseUpsampler):
         channels: feature channels.
         num_stages: x2 stages (4: x16).
         style, groups, dyscope: see :class:`DySampleStage` (defaults 'lp', 4, False: DySample-S).
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, freezing, checks, init).
 
     Example:
         >>> import torch

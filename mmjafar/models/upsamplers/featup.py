@@ -102,9 +102,7 @@ class JBUStack(BaseUpsampler):
         num_steps: x2 stages run on every call (1..num_stages), then the residual projection and the resize;
             None (default): the fewest that cover the output size. All ``num_stages`` are built either way, so
             the released checkpoints load unchanged.
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`; without an
-            ``output_size`` the output has the image's size.
+        **kwargs: :class:`BaseUpsampler`'s arguments; without an ``output_size`` the output has the image's size.
 
     Example:
         >>> import torch

@@ -41,7 +41,7 @@ class Bilinear(_Interpolation):
     Args:
         align_corners: see above.
         antialias: low-pass before shrinking (only matters when the output is smaller than the input).
-        **kwargs: ``output_size``, ``scale_factor``, ``check_inputs``, ``init_cfg`` of :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, checks, init).
 
     Example:
         >>> import torch
@@ -61,7 +61,7 @@ class Bicubic(_Interpolation):
     Args:
         align_corners: see :class:`Bilinear`.
         antialias: low-pass before shrinking.
-        **kwargs: ``output_size``, ``scale_factor``, ``check_inputs``, ``init_cfg`` of :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, checks, init).
     """
 
     mode = 'bicubic'
@@ -78,7 +78,7 @@ class Nearest(_Interpolation):
 
     Args:
         exact: use 'nearest-exact' instead of 'nearest'.
-        **kwargs: ``output_size``, ``scale_factor``, ``check_inputs``, ``init_cfg`` of :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, checks, init).
     """
 
     def __init__(self, exact: bool = False, **kwargs) -> None:

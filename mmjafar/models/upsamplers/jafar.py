@@ -9,14 +9,14 @@ from torch.utils.checkpoint import checkpoint
 from mmjafar.registry import MODELS
 from ..layers import CrossAttentionBlock, RoPE2d, SFTModulation, apply_rope_2d, encode_and_pool_many, make_encoder
 from ..layers.conv_blocks import run_layers
-from ..layers.attention import cross_attention_impl
 from ..layers.attention_impl import check_attn_impl, resolve_attn_impl
 from ..layers.checkpoint_checks import check_dim
-from .base import BaseUpsampler, SizeLike, unique_sizes
+from .base import SizeLike, unique_sizes
+from .image_code import ImageCodeUpsampler
 
 
 @MODELS.register_module()
-class JAFAR(BaseUpsampler):
+class JAFAR(ImageCodeUpsampler):
     """JAFAR attention-based feature upsampler, exact to the official implementation and checkpoint-compatible.
 
     A light encoder turns the guidance image into a 2-D-RoPE-augmented code; queries are that code pooled to the
@@ -40,8 +40,7 @@ class JAFAR(BaseUpsampler):
             default, 'auto'), 'auto' or 'torch' (exact, chunked, bounded memory in forward and backward, faster
             encoders) or 'reference' (the official materialised path, for comparison). Also an attribute.
         chunk_elements: lean attention working-set budget in elements of logits (default 2**22).
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, freezing, checks, init).
 
     Example:
         >>> import torch
@@ -53,7 +52,6 @@ class JAFAR(BaseUpsampler):
     channels_arg = 'v_dim'
     checkpoint_wrapper_keys = ('jafar', )
     checkpoint_ignored_prefixes = ('query_features_encoder.', )
-    impl = cross_attention_impl()
 
     def __init__(self, input_dim: int = 3, qk_dim: int = 128, v_dim: int = 384, kernel_size: int = 1,
                  num_heads: int = 4, feature_dim: Optional[int] = None, impl: Optional[str] = None,
@@ -73,16 +71,6 @@ class JAFAR(BaseUpsampler):
                                                 chunk_elements=chunk_elements)
         self.sft_key = SFTModulation(qk_dim, qk_dim)
         self.rope = RoPE2d(qk_dim, theta=100)
-
-    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
-        """The full-resolution image code with RoPE, ``(B, qk_dim, H_img, W_img)``."""
-        return apply_rope_2d(self.image_encoder(image), self.rope.freqs)
-
-    def queries_and_keys(self, image: torch.Tensor, features: torch.Tensor,
-                         output_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Queries ``(B, qk, H, W)`` (pooled + GroupNorm) and SFT-modulated keys ``(B, qk, h, w)``."""
-        queries, keys = self.queries_and_keys_many(image, [features], [output_size])
-        return queries[0], keys[0]
 
     def queries_and_keys_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                               output_sizes: Sequence[Tuple[int, int]]) -> Tuple[List[torch.Tensor], ...]:
@@ -129,9 +117,6 @@ class JAFAR(BaseUpsampler):
         queries = run(encode_and_pool_many, self.query_encoder, code, sizes, needs_grad)
         keys = run(encode_and_pool_many, self.key_encoder, code, grids, needs_grad)
         return list(queries), list(keys)
-
-    def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        return self.upsample_many(image, [features], [output_size])[0]
 
     def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                       output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:

@@ -52,9 +52,7 @@ class LiFT(BaseUpsampler):
         pre_shape: accept token inputs ``(B, T, C)`` as well.
         post_shape: return tokens ``(B, T_out, C)``.
         num_stages: x2 stages before the final resize (1: LiFT as trained; more: iterative LiFT).
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`; without an
-            ``output_size`` the output has the image's size.
+        **kwargs: :class:`BaseUpsampler`'s arguments; without an ``output_size`` the output has the image's size.
 
     Example:
         >>> import torch

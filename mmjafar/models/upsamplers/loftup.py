@@ -121,9 +121,7 @@ class LoftUp(BaseUpsampler):
         num_heads, num_layers: cross-attention transformer (4 heads, 2 layers).
         lr_pe_type: only 'sine' (the positional code of every released checkpoint).
         lr_size: accepted for compatibility with upstream's constructor; unused with 'sine'.
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`; without an
-            ``output_size`` the output has the image's size.
+        **kwargs: :class:`BaseUpsampler`'s arguments; without an ``output_size`` the output has the image's size.
 
     Example:
         >>> import torch
@@ -144,9 +142,6 @@ class LoftUp(BaseUpsampler):
         self.dim, self.lr_size = dim, lr_size
         self.upsampler = LoftUpCore(dim, n_freqs=n_freqs, num_heads=num_heads, num_layers=num_layers)
         self.channelnorm = ChannelNorm(dim)
-
-    def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        return self.upsample_many(image, [features], [output_size])[0]
 
     def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                       output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:

@@ -91,8 +91,7 @@ class NAF(BaseUpsampler):
             default, 'auto'), 'auto' (NATTEN on CUDA when installed, else 'torch'), 'torch' / 'reference' (the
             exact tiled PyTorch path) or 'natten'. Also an attribute.
         chunk_elements: working-set budget of the 'torch' attention in elements of logits.
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, freezing, checks, init).
 
     Example:
         >>> import torch
@@ -144,9 +143,6 @@ class NAF(BaseUpsampler):
         """``(B, n * d, H, W) -> (B, n, H, W, d)`` with head-major channels."""
         b, c, h, w = x.shape
         return x.view(b, self.heads_attn, c // self.heads_attn, h, w).permute(0, 1, 3, 4, 2)
-
-    def upsample(self, image: torch.Tensor, features: torch.Tensor, output_size: Tuple[int, int]) -> torch.Tensor:
-        return self.upsample_many(image, [features], [output_size])[0]
 
     def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                       output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:

@@ -69,8 +69,7 @@ class SAPA(BaseUpsampler):
         num_stages: x2 stages (4: x16).
         kernel_size: affiliation window (5).
         embedding_dim: query/key width (64).
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`.
+        **kwargs: :class:`BaseUpsampler`'s arguments (output size, scale factor, freezing, checks, init).
 
     Example:
         >>> import torch

@@ -52,9 +52,7 @@ class UPLiFT(BaseUpsampler):
             not larger than the features: a plain resize).
         checkpoint: path of a released ``.safetensors`` (needs the ``safetensors`` package) or ``.pth`` file to
             load strictly at construction.
-        **kwargs: ``output_size``, ``scale_factor``, ``frozen``, ``check_inputs``, ``init_cfg`` of
-            :class:`BaseUpsampler`; without an
-            ``output_size`` the output has the image's size.
+        **kwargs: :class:`BaseUpsampler`'s arguments; without an ``output_size`` the output has the image's size.
 
     Example:
         >>> import torch

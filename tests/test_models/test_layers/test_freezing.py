@@ -3,7 +3,7 @@ import pytest
 from torch import nn
 
 from mmjafar.models import FeatureUpsamplerNeck
-from mmjafar.models.layers import freeze
+from mmjafar.models.layers import FreezableMixin, freeze
 from mmjafar.models.upsamplers import JAFAR, JBUStack
 
 
@@ -53,3 +53,21 @@ def test_misspelt_argument_fails_naming_it():
     assert JBUStack(feat_dim=8).in_channels == 8 and JAFAR(v_dim=8, qk_dim=16, num_heads=2).in_channels == 8
     with pytest.raises(AttributeError, match='follows feat_dim'):
         JBUStack(feat_dim=8).in_channels = 4
+
+
+class _EvalOnly(FreezableMixin, nn.Module):
+    """A plain module that never trains (as the evaluation-only models)."""
+
+    frozen = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+
+
+def test_class_level_frozen_plain_module():
+    module = _EvalOnly()
+    assert _frozen(module)
+    module.train()
+    module.init_weights()  # no init_weights of its own above the mixin: nothing to call
+    assert _frozen(module)

@@ -18,7 +18,7 @@ CASES = {
 }
 # what runs once per image encoding: a function of the method's module (counted by wrapping it) and the calls
 # one encoding makes, or a submodule (counted by a forward hook)
-IMAGE_ENCODERS = {'JAFAR': ('apply_rope_2d', 1), 'JAFAR-naive': ('apply_rope_2d', 1), 'AnyUp': 'image_encoder.0',
+IMAGE_ENCODERS = {'JAFAR': ('apply_rope_2d', 1), 'JAFAR-naive': 'image_encoder.0', 'AnyUp': 'image_encoder.0',
                   'NAF': ('encode_and_pool_many', 2), 'LoftUp': 'upsampler.first_conv'}
 
 

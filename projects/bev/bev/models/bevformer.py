@@ -177,16 +177,7 @@ class BEVFormerSeg(BEVSegmentor):
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault('view_transform', dict(type='BEVFormerEncoder'))
         super().__init__(**kwargs)
-        if not isinstance(self.view_transform, BEVFormerEncoder):
-            raise TypeError(f'BEVFormerSeg: view_transform must be a BEVFormerEncoder, got '
-                            f'{type(self.view_transform).__name__}')
-        if self.view_transform.grid != self.grid:
-            raise ValueError(f'BEVFormerSeg: the encoder grid {self.view_transform.grid} differs from the model grid '
-                             f'{self.grid}; set only model.grid')
-        neck_channels = getattr(self.img_branch, 'out_channels', self.view_transform.embed_dims)
-        if neck_channels != self.view_transform.embed_dims:
-            raise ValueError(f'BEVFormerSeg: the neck outputs {neck_channels} channels but the encoder has '
-                             f'embed_dims={self.view_transform.embed_dims}; make them equal')
+        self.check_view_transform(BEVFormerEncoder, 'embed_dims')
 
     def bev_forward(self, img_feats: torch.Tensor, inputs: dict) -> Dict[str, torch.Tensor]:
         bev = self.view_transform(img_feats, inputs['cam2img'], inputs['cam2ego'], inputs.get('bev_aug'),

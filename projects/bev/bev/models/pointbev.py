@@ -179,15 +179,7 @@ class PointBeV(BEVSegmentor):
         kwargs.setdefault('view_transform', dict(type='PointBeVLifting'))
         kwargs.setdefault('bev_encoder', dict(type='SparseResNetUNet'))
         super().__init__(**kwargs)
-        if not isinstance(self.view_transform, PointBeVLifting):
-            raise TypeError(f'PointBeV: view_transform must be a PointBeVLifting, got '
-                            f'{type(self.view_transform).__name__}')
-        if self.view_transform.grid != self.grid:
-            raise ValueError(f'PointBeV: the view transform grid {self.view_transform.grid} differs from the model '
-                             f'grid {self.grid}; leave "grid" out of the view_transform config')
-        if self.view_transform.in_channels != self.img_branch.out_channels:
-            raise ValueError(f'PointBeV: view_transform.in_channels={self.view_transform.in_channels} must equal the '
-                             f'neck\'s out_channels={self.img_branch.out_channels}')
+        self.check_view_transform(PointBeVLifting, 'in_channels')
         if min(coarse_cells, fine_cells, fine_anchors) < 1:
             raise ValueError(f'PointBeV: coarse_cells, fine_cells and fine_anchors must be >= 1, got '
                              f'{coarse_cells}, {fine_cells}, {fine_anchors}')

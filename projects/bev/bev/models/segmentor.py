@@ -86,6 +86,20 @@ class BEVSegmentor(BaseModel):
     def neck(self) -> nn.Module:
         return self.img_branch.neck
 
+    def check_view_transform(self, cls: type, channels_attr: str) -> None:
+        """The view transform is a ``cls`` on the model's grid whose input width (its ``channels_attr``) is the
+        neck's output width; one-line errors otherwise."""
+        name, transform = type(self).__name__, self.view_transform
+        if not isinstance(transform, cls):
+            raise TypeError(f'{name}: view_transform must be a {cls.__name__}, got {type(transform).__name__}')
+        if transform.grid != self.grid:
+            raise ValueError(f'{name}: the view transform grid {transform.grid} differs from the model grid '
+                             f'{self.grid}; set only model.grid (leave "grid" out of the view_transform config)')
+        width = getattr(transform, channels_attr)
+        if width != self.img_branch.out_channels:
+            raise ValueError(f'{name}: view_transform.{channels_attr}={width} must equal the neck\'s '
+                             f'out_channels={self.img_branch.out_channels}; make them equal')
+
     @staticmethod
     def check_inputs(inputs: dict) -> None:
         missing = [k for k in INPUT_KEYS if k not in inputs]
