@@ -25,10 +25,10 @@ def test_fused_inference_equals_naive(dtype, tol, masked):
         bias[:, :3] = float('-inf')
     with torch.no_grad():
         out = m(q, k, v, attn_bias=bias)
-        m.impl = 'naive'
+        m.impl = 'reference'
         ref = m(q, k, v, attn_bias=bias)
         qq, kk = m.project(q, k)
-        functional = averaged_attention(qq, kk, v, impl='lean', chunk_elements=100, bias=bias)
+        functional = averaged_attention(qq, kk, v, impl='torch', chunk_elements=100, bias=bias)
         direct = fused_averaged_attention(qq, kk, v, chunk_elements=100, bias=bias)
         sdpa = sdpa_averaged_attention(qq, kk, v, chunk_queries=7, bias=bias)
     for got in (out, functional, direct, sdpa):
@@ -41,7 +41,7 @@ def test_non_power_of_two_heads_and_block_layout():
     queries, keys, values = torch.randn(1, 24, 9, 7), torch.randn(1, 24, 3, 2), torch.randn(1, 16, 3, 2)
     with torch.no_grad():
         out = block(queries, keys, values)
-        block.cross_attn.impl = 'naive'
+        block.cross_attn.impl = 'reference'
         ref = block(queries, keys, values)
     assert out.shape == (1, 16, 9, 7)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)

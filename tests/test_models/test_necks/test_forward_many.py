@@ -9,7 +9,7 @@ from mmjafar.registry import MODELS
 # every method whose image encoding is shared, plus two that loop (one guided, one not)
 CASES = {
     'JAFAR': dict(type='JAFAR', v_dim=16, qk_dim=16, num_heads=2),
-    'JAFAR-naive': dict(type='JAFAR', v_dim=16, qk_dim=16, num_heads=2, impl='naive'),
+    'JAFAR-reference': dict(type='JAFAR', v_dim=16, qk_dim=16, num_heads=2, impl='reference'),
     'AnyUp': dict(type='AnyUp', qk_dim=16, num_heads=2),
     'NAF': dict(type='NAF', dim=16, kernel_size=3),
     'LoftUp': dict(type='LoftUp', dim=16, num_heads=2),
@@ -18,7 +18,7 @@ CASES = {
 }
 # what runs once per image encoding: a function of the method's module (counted by wrapping it) and the calls
 # one encoding makes, or a submodule (counted by a forward hook)
-IMAGE_ENCODERS = {'JAFAR': ('apply_rope_2d', 1), 'JAFAR-naive': 'image_encoder.0', 'AnyUp': 'image_encoder.0',
+IMAGE_ENCODERS = {'JAFAR': ('apply_rope_2d', 1), 'JAFAR-reference': 'image_encoder.0', 'AnyUp': 'image_encoder.0',
                   'NAF': ('encode_and_pool_many', 2), 'LoftUp': 'upsampler.first_conv'}
 
 

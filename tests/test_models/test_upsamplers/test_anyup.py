@@ -17,7 +17,7 @@ def golden_model(name='a', **kwargs):
     return build_golden('anyup', AnyUp, name, **kwargs)
 
 
-@pytest.mark.parametrize('impl', ['lean', 'naive'])
+@pytest.mark.parametrize('impl', ['auto', 'reference'])
 @pytest.mark.parametrize('case', CASES)
 def test_golden_parity(case, impl):
     model, data = golden_model(case, impl=impl)
@@ -109,8 +109,8 @@ def test_checkpoint_errors():
 
 def test_lean_equals_naive_with_many_tiles_and_grads():
     torch.manual_seed(0)
-    lean = AnyUp(impl='lean', chunk_elements=1 << 12)
-    naive = AnyUp(impl='naive')
+    lean = AnyUp(impl='torch', chunk_elements=1 << 12)
+    naive = AnyUp(impl='reference')
     naive.load_state_dict(lean.state_dict())
     image, features = torch.randn(1, 3, 30, 36), torch.randn(1, 24, 12, 10)
     outs, grads = [], []

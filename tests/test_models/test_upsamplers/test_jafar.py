@@ -17,7 +17,7 @@ def golden_model(name='a', **kwargs):
     return build_golden('jafar', JAFAR, name, **kwargs)
 
 
-@pytest.mark.parametrize('impl', ['lean', 'naive'])
+@pytest.mark.parametrize('impl', ['auto', 'reference'])
 @pytest.mark.parametrize('case', CASES)
 def test_golden_parity(case, impl):
     model, data = golden_model(case, impl=impl)
@@ -125,8 +125,8 @@ def test_input_errors():
 @pytest.mark.parametrize('size', [(5, 7), (8, 8), (13, 4), (40, 24), (2, 2)])
 def test_any_output_size_lean_equals_naive(size):
     torch.manual_seed(0)
-    lean = JAFAR(v_dim=16, qk_dim=32, impl='lean', chunk_elements=97).eval()
-    naive = JAFAR(v_dim=16, qk_dim=32, impl='naive').eval()
+    lean = JAFAR(v_dim=16, qk_dim=32, impl='torch', chunk_elements=97).eval()
+    naive = JAFAR(v_dim=16, qk_dim=32, impl='reference').eval()
     naive.load_state_dict(lean.state_dict())
     img, feats = torch.randn(2, 3, 24, 20), torch.randn(2, 16, 6, 5)
     with torch.no_grad():
@@ -138,8 +138,8 @@ def test_any_output_size_lean_equals_naive(size):
 
 def test_lean_gradients_equal_naive():
     torch.manual_seed(0)
-    lean = JAFAR(v_dim=16, qk_dim=32, impl='lean', chunk_elements=64).double()
-    naive = JAFAR(v_dim=16, qk_dim=32, impl='naive').double()
+    lean = JAFAR(v_dim=16, qk_dim=32, impl='torch', chunk_elements=64).double()
+    naive = JAFAR(v_dim=16, qk_dim=32, impl='reference').double()
     naive.load_state_dict(lean.state_dict())
     img = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     feats = torch.randn(2, 16, 4, 4, dtype=torch.float64, requires_grad=True)
@@ -167,7 +167,7 @@ def test_averaged_attention_gradcheck():
     q = torch.randn(1, 2, 7, 3, dtype=torch.float64, requires_grad=True)
     k = torch.randn(1, 2, 5, 3, dtype=torch.float64, requires_grad=True)
     v = torch.randn(1, 5, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda *x: averaged_attention(*x, impl='lean', chunk_elements=20), (q, k, v))
+    assert torch.autograd.gradcheck(lambda *x: averaged_attention(*x, impl='torch', chunk_elements=20), (q, k, v))
 
 
 def test_reduced_precision():
