@@ -11,11 +11,9 @@ from mmjafar.structures import GuidedFeatures
 from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..layers.freezing import FreezableMixin
 from ..layers.resize import resize_features
-from .timm_weights import (_import_timm, cached_hub_weights, choose_weights, hub_reachable, load_weights_file,
-                           read_vit_state_dict)
+from .timm_weights import import_timm, choose_weights, load_weights_file
 
-__all__ = ['TimmBackbone', 'TimmViT', 'IMAGENET_MEAN', 'IMAGENET_STD', 'RESIZE_MODES', 'cached_hub_weights',
-           'hub_reachable', 'read_vit_state_dict']
+__all__ = ['TimmBackbone', 'TimmViT', 'RESIZE_MODES']
 
 RESIZE_MODES = (None, 'grid', 'image')
 
@@ -85,7 +83,7 @@ class TimmBackbone(FreezableMixin, BaseModule):
                  image_scale: float = 1.0, resize_output: Optional[str] = None,
                  model_kwargs: Optional[Dict] = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        timm = _import_timm()
+        timm = import_timm()
         name = type(self).__name__
         if resize_output not in RESIZE_MODES:
             raise ValueError(f'{name}: resize_output must be one of {RESIZE_MODES}, got {resize_output!r}')
@@ -170,9 +168,6 @@ class TimmBackbone(FreezableMixin, BaseModule):
         if patch[0] != patch[1]:
             raise ValueError(f'{type(self).__name__}: non-square patches {patch} are not supported')
         return int(patch[0])
-
-    #: the weights rule of :func:`~.timm_weights.choose_weights` (kept here for existing callers)
-    _choose_weights = staticmethod(choose_weights)
 
     # ------------------------------------------------------------------ forward
     def _check_indices(self, out_indices: Union[int, Sequence[int]]) -> List[int]:

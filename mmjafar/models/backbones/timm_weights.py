@@ -21,7 +21,8 @@ _WRAPPER_KEYS = ('state_dict', 'model', 'module', 'teacher', 'student')
 _KEY_PREFIXES = ('module.', 'backbone.', 'model.', 'encoder.')
 
 
-def _import_timm():
+def import_timm():
+    """The ``timm`` module, or an ImportError that says how to install it."""
     try:
         import timm
     except ImportError as err:  # pragma: no cover - timm is a runtime requirement
@@ -47,7 +48,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def cached_hub_weights(model_name: str) -> Optional[str]:
     """Path of the model's weights in the local Hugging Face cache, or None."""
-    timm = _import_timm()
+    timm = import_timm()
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover
