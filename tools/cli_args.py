@@ -69,6 +69,15 @@ def train_main(description: str, usage: str, auto_amp: bool = False, argv: Optio
 
 
 # ---------------------------------------------------------------------------------------- tools comparing upsamplers
+def add_timm_model_arguments(parser: argparse.ArgumentParser, flag: str, default: str, what: str) -> None:
+    """``--<flag> NAME``, ``--<flag>-checkpoint FILE`` and ``--random-init``: a timm model and where its weights
+    come from (in the order of :func:`mmjafar.models.backbones.timm_weights.choose_weights`)."""
+    parser.add_argument(f'--{flag}', default=default, help=f'timm {what}')
+    parser.add_argument(f'--{flag}-checkpoint', default=None, help=f'local weights of the {what}')
+    parser.add_argument('--random-init', action='store_true',
+                        help=f'allow a random {what} when no weights exist (testing only)')
+
+
 def add_upsampler_arguments(parser: argparse.ArgumentParser, default: str = 'bilinear,jafar') -> None:
     """--upsamplers, --checkpoint NAME=PATH (repeatable) and --upsampler-args JSON."""
     parser.add_argument('--upsamplers', default=default, help='comma-separated registered upsamplers')

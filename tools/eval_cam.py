@@ -14,7 +14,7 @@ import json
 import torch
 from mmengine.dist import get_dist_info, init_dist, is_main_process
 
-from cli_args import add_upsampler_arguments, upsamplers_from_args
+from cli_args import add_timm_model_arguments, add_upsampler_arguments, upsamplers_from_args
 
 from mmjafar.evaluation import UpsampledGradCAM, build_vit_classifier, evaluate_cam_dataset, format_cam_table
 from mmjafar.evaluation.cam_runner import list_labelled_images, read_class_index
@@ -24,9 +24,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('data_root', help='ImageNet-style folder root/<class folder>/<images>')
     add_upsampler_arguments(parser)
-    parser.add_argument('--model', default='vit_base_patch16_224', help='timm ViT classifier')
-    parser.add_argument('--model-checkpoint', default=None, help='local classifier weights (head included)')
-    parser.add_argument('--random-init', action='store_true', help='allow a random classifier (testing only)')
+    add_timm_model_arguments(parser, 'model', 'vit_base_patch16_224', 'ViT classifier (head included)')
     parser.add_argument('--class-index', default=None, help='JSON folder name -> class index (default: sorted order)')
     parser.add_argument('--num-images', type=int, default=2000, help='candidates drawn (0: all images)')
     parser.add_argument('--seed', type=int, default=0)

@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from cli_args import add_upsampler_arguments, upsamplers_from_args
+from cli_args import add_timm_model_arguments, add_upsampler_arguments, upsamplers_from_args
 
 from mmjafar.models.backbones import TimmViT
 from mmjafar.visualization import feature_figure, load_guidance_image, parse_points
@@ -21,9 +21,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('image', help='image file')
     add_upsampler_arguments(parser)
-    parser.add_argument('--backbone', default='vit_small_patch14_dinov2.lvd142m', help='timm model name')
-    parser.add_argument('--backbone-checkpoint', default=None, help='local backbone weights')
-    parser.add_argument('--random-init', action='store_true', help='allow a random backbone when no weights exist')
+    add_timm_model_arguments(parser, 'backbone', 'vit_small_patch14_dinov2.lvd142m', 'backbone')
     parser.add_argument('--size', type=int, default=448, help='shorter image side fed to the backbone')
     parser.add_argument('--output-size', type=int, default=None,
                         help='shorter side of the upsampled maps, aspect kept (default: the image size)')
