@@ -112,7 +112,7 @@ def test_wheel_installs_into_a_clean_environment(tmp_path):
     expected = {'mmjafar.' + str(p.parent.relative_to(REPO / 'mmjafar')).replace(os.sep, '.')
                 for p in (REPO / 'mmjafar').rglob('__init__.py') if p.parent != REPO / 'mmjafar'}
     assert expected <= packages, expected - packages  # every subpackage is in the wheel and imports
-    assert 'mmjafar.utils.benchmark' in packages and 'mmjafar.evaluation.upsamplers' in packages
+    assert 'mmjafar.utils.benchmark' in packages and 'mmjafar.models.upsamplers.builder' in packages
     assert result['demo'].startswith(env_site) and result['demo_iters'] == 100
     assert result['user_iters'] == 7 and result['user_model'] == 'UpsamplerPretrainer'
     assert sorted(result['configs']) == repo_config_files()

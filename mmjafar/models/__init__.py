@@ -1,4 +1,5 @@
 from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403  (the mmseg decode heads only with mmseg)
 from .layers import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .upsamplers import *  # noqa: F401,F403
@@ -9,6 +10,5 @@ try:  # mmseg adapters (decode heads, segmentors): only with mmsegmentation (and
 except ImportError:
     mmseg = None
 if mmseg is not None:
-    from .heads import *  # noqa: F401,F403
     from .necks.guided_multilevel_neck import GuidedMultiLevelNeck  # noqa: F401
     from .segmentors import *  # noqa: F401,F403

@@ -5,14 +5,12 @@ import os
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
 from mmengine.structures import BaseDataElement, PixelData
 
 import projects.bev.bev  # noqa: F401  (registration)
-from mmjafar.registry import DATASETS, METRICS, MODELS
+from mmjafar.registry import MODELS
 from projects.bev.bev.datasets.synthetic import synthetic_cam2ego, synthetic_intrinsics
-from .synthetic_training import SMALL_IMAGES, train_and_validate_synthetic
+from .synthetic_training import SMALL_IMAGES, overfit_and_score, train_and_validate_synthetic, two_synthetic_samples
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(REPO, 'projects', 'bev', 'configs', 'simplebev')
@@ -106,26 +104,9 @@ def test_train_and_val_through_tools_train(variant, bev_synthetic_root, tmp_path
 def test_simplebev_overfits_two_synthetic_samples(bev_synthetic_root):
     """Trained on two synthetic samples (no augmentation), the model reaches vehicle IoU > 0.9 on them."""
     torch.manual_seed(0)
-    cfg = Config.fromfile(os.path.join(CONFIG_DIR, 'simplebev_dinov2-s14_bilinear_nus-vehicle_synthetic.py'))
-    data_cfg = cfg.val_dataloader.dataset
-    data_cfg.update(data_root=str(bev_synthetic_root) + '/', split='mini_train', indices=2, test_mode=False)
-    dataset = DATASETS.build(data_cfg)
-    batch = pseudo_collate([dataset[0], dataset[1]])
-    model = tiny_simplebev(dict(type='Bilinear'), channels=32)
-    data = model.data_preprocessor(batch, training=True)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3, weight_decay=1e-7)
-    model.train()
-    for _ in range(60):
-        losses = model(data['inputs'], data['data_samples'], mode='loss')
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
-    model.eval()
-    metric = METRICS.build(dict(type='BEVIoUMetric'))
-    with torch.no_grad():
-        metric.process(batch, model(data['inputs'], data['data_samples'], mode='predict'))
-    iou = metric.compute_metrics(metric.results)['iou_vehicle']
-    assert sum(float(s.gt_bev.seg.sum()) for s in data['data_samples']) > 10  # vehicles to segment
+    _, batch = two_synthetic_samples(os.path.join(CONFIG_DIR, 'simplebev_dinov2-s14_bilinear_nus-vehicle_synthetic.py'),
+                                     bev_synthetic_root)
+    iou, _ = overfit_and_score(tiny_simplebev(dict(type='Bilinear'), channels=32), batch, 60)
     assert iou > 0.9, iou
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from mmjafar.datasets.ade20k import IGNORE_INDEX, ade20k_pairs, load_ade20k_pair
 from mmjafar.evaluation.segmentation_metrics import miou_and_accuracy, segmentation_counts
+from mmjafar.models.heads import PixelProbe
 from mmjafar.models.layers.resize import resize_features
 from mmjafar.models.upsamplers.base import BaseUpsampler
 from mmjafar.registry import HOOKS
@@ -165,8 +166,6 @@ class ADE20KProbeHook(Hook):
 
     def fit_probe(self, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> nn.Module:
         """Train the BatchNorm + linear probe on pixel features ``x (N, C)`` and labels ``y (N,)``."""
-        # imported on use: importing mmjafar.models.heads imports mmseg, which `import mmjafar` must not need
-        from mmjafar.models.heads.pixel_probe import PixelProbe
         if len(x) == 0:
             raise RuntimeError('ADE20KProbeHook: the training subset has no labelled pixel')
         gen = torch.Generator().manual_seed(self.seed)

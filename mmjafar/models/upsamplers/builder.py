@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import load_checkpoint
 
 from mmjafar.registry import MODELS
+from ..layers.freezing import freeze
 from .base import BaseUpsampler
 
 #: upsamplers without weights (a checkpoint given without ``NAME=`` belongs to the one learned upsampler)
@@ -68,8 +69,7 @@ def build_frozen_upsampler(cfg: Union[str, Dict], channels: int, checkpoint: Opt
     elif any(True for _ in upsampler.parameters()):
         print_log(f'{type(upsampler).__name__}: no checkpoint given, its weights are RANDOM', logger='current',
                   level=30)
-    for p in upsampler.parameters():
-        p.requires_grad_(False)
+    freeze(upsampler)
     upsampler.is_init = True  # a Runner's init_weights must not re-initialise it
     if device is not None:
         upsampler = upsampler.to(device)
