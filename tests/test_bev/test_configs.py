@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG_ROOT = os.path.join(REPO, 'projects', 'bev', 'configs')
 LEAVES = sorted(p for p in glob.glob(os.path.join(CONFIG_ROOT, '**', '*.py'), recursive=True)
                 if f'{os.sep}_base_{os.sep}' not in p)
-UPSAMPLER_TYPES = {'lowres': None, 'bilinear': 'Bilinear', 'featup': 'FeatUpJBU', 'jafar': 'JAFAR'}
+UPSAMPLER_TYPES = {'lowres': None, 'bilinear': 'Bilinear', 'featup': 'JBUStack', 'jafar': 'JAFAR'}
 
 
 def _ids(paths):

@@ -1,4 +1,4 @@
-"""Pieces shared by the BEV models: BEVLoss arithmetic, the image branch (ViT -> upsampler -> neck), FeatUpJBU,
+"""Pieces shared by the BEV models: BEVLoss arithmetic, the image branch (ViT -> upsampler -> neck), the FeatUp row,
 dense lifting, ResNetUNet, BEVHead."""
 import math
 
@@ -12,7 +12,7 @@ from mmjafar.models.upsamplers import JBUStack
 from mmjafar.registry import MODELS
 from projects.bev.bev.datasets.synthetic import synthetic_cam2ego, synthetic_intrinsics
 from projects.bev.bev.geometry import BEVGrid, bev_sampling_points, project_to_cameras
-from projects.bev.bev.models.image_branch import BEVImageBranch, FeatUpJBU
+from projects.bev.bev.models.image_branch import BEVImageBranch
 from projects.bev.bev.models.lifting import DenseLifting, lift_features
 from projects.bev.bev.models.losses import BEVLoss
 
@@ -111,7 +111,7 @@ def test_bev_loss_pred_mask_and_empty_selection(loss_case):
 UPSAMPLERS = {
     'none': None,
     'bilinear': dict(type='Bilinear'),
-    'featup': dict(type='FeatUpJBU', feat_dim=384, num_steps=2),
+    'featup': dict(type='JBUStack', feat_dim=384, num_steps=2),
     'jafar': dict(type='JAFAR', v_dim=384),
 }
 
@@ -154,13 +154,14 @@ def test_image_branch_resizes_to_patch_multiples_and_checks_input():
     assert trainable.output_size((224, 480)) == (56, 120)
 
 
-def test_featup_jbu_is_jbustack_with_fixed_steps():
-    """FeatUpJBU is JBUStack(num_steps=2): the first two x2 stages, the residual projection, then the resize."""
+def test_featup_row_is_jbustack_with_fixed_steps():
+    """The BEV FeatUp row, JBUStack(num_steps=2): the first two x2 stages, the residual projection, then the
+    resize."""
     torch.manual_seed(0)
     full = JBUStack(feat_dim=8).eval()
     four = JBUStack(feat_dim=8, num_steps=4).eval()
     four.load_state_dict(full.state_dict())
-    two = FeatUpJBU(feat_dim=8).eval()
+    two = JBUStack(feat_dim=8, num_steps=2).eval()
     assert two.num_steps == 2 and isinstance(two, JBUStack)
     two.load_state_dict(full.state_dict())  # all four stages exist: JBUStack checkpoints load strictly
     image, feats = torch.randn(1, 3, 32, 48), torch.randn(1, 8, 2, 3)
@@ -176,7 +177,7 @@ def test_featup_jbu_is_jbustack_with_fixed_steps():
         torch.testing.assert_close(two(image, feats, (3, 5)), F.interpolate(x, (3, 5), mode='bilinear'))
         assert not torch.allclose(full(image, feats, (3, 5)), two(image, feats, (3, 5)))
     with pytest.raises(ValueError, match='num_steps'):
-        FeatUpJBU(feat_dim=8, num_steps=5)
+        JBUStack(feat_dim=8, num_steps=5)
 
 
 # ---------------------------------------------------------------------------------------------------- lifting

@@ -23,7 +23,6 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from mmjafar.models.layers import freeze, resize_features, scaled_size
-from mmjafar.models.upsamplers import JBUStack
 from mmjafar.registry import MODELS
 
 ConfigOrModule = Union[dict, nn.Module, None]
@@ -37,17 +36,6 @@ def build_module(cfg: ConfigOrModule, **defaults) -> Optional[nn.Module]:
     for key, value in defaults.items():
         cfg.setdefault(key, value)
     return MODELS.build(cfg)
-
-
-@MODELS.register_module()
-class FeatUpJBU(JBUStack):
-    """:class:`~mmjafar.models.upsamplers.JBUStack` run for ``num_steps`` x2 stages (2 by default), then the
-    residual projection and a bilinear resize: JAFAR's BEV protocol ("JBU x2 steps, then resize"), under the
-    name the BEV configs use. Same as ``dict(type='JBUStack', num_steps=2)``.
-    """
-
-    def __init__(self, feat_dim: int = 384, num_steps: int = 2, **kwargs) -> None:
-        super().__init__(feat_dim=feat_dim, num_steps=num_steps, **kwargs)
 
 
 @MODELS.register_module()

@@ -2,4 +2,4 @@
 # config with FeatUp JBU (the released stack for DINOv2 ViT-S/14, frozen, 2 of its x2 stages, then resized to stride
 # 8), without its checkpoint (random weights).
 _base_ = ['./pointbev_dinov2-s14_bilinear_nus-vehicle_synthetic.py']
-model = dict(upsampler=dict(type='FeatUpJBU', feat_dim=384, num_steps=2, frozen=True))
+model = dict(upsampler=dict(type='JBUStack', feat_dim=384, num_steps=2, frozen=True))

@@ -4,5 +4,5 @@ _base_ = ['./simplebev_dinov2-s14_bilinear_nus-vehicle_mini.py']
 # weights from a local file (no hub); override with --cfg-options model.upsampler.init_cfg.checkpoint=PATH
 # (or model.upsampler.init_cfg=None for random weights)
 upsampler_checkpoint = 'checkpoints/featup/dinov2_jbu_stack_cocostuff.ckpt'
-model = dict(upsampler=dict(type='FeatUpJBU', feat_dim=384, num_steps=2, frozen=True,
+model = dict(upsampler=dict(type='JBUStack', feat_dim=384, num_steps=2, frozen=True,
                             init_cfg=dict(type='Pretrained', checkpoint=upsampler_checkpoint)))
