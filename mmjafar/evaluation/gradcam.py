@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmjafar.models.backbones.timm_weights import choose_weights, read_vit_state_dict
+from mmjafar.models.layers.freezing import freeze
 from mmjafar.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 from .cam_metrics import cam_metrics_per_image
 
@@ -43,9 +44,7 @@ def build_vit_classifier(model_name: str = 'vit_base_patch16_224', pretrained: b
             raise ValueError(f'{model_name}: {path!r} does not fit the classifier (missing {missing[:4]}, unexpected '
                              f'{unexpected[:4]}); the CAM evaluation needs a checkpoint that includes the '
                              'classification head of this architecture')
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval()
+    return freeze(model)
 
 
 class UpsampledGradCAM(nn.Module):
