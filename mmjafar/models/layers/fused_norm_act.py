@@ -200,8 +200,9 @@ class _NormActPool(torch.autograd.Function):
 
 
 def _group_norm_ok(x: torch.Tensor, norm: nn.Module) -> bool:
-    return (fused_encoder.ENABLED and x.dim() == 4 and x.device.type == 'cpu' and x.dtype in (torch.float32, torch.float64)
-            and not torch.is_autocast_enabled('cpu') and isinstance(norm, nn.GroupNorm) and norm.affine
+    return (fused_encoder.ENABLED and x.dim() == 4 and x.device.type == 'cpu'
+            and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled('cpu')
+            and isinstance(norm, nn.GroupNorm) and norm.affine
             and all(p.dtype == x.dtype for p in norm.parameters()))
 
 
