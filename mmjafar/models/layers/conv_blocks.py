@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .fused_block import pointwise_block, pointwise_block_fusable
 from .fused_encoder import fusable, fused_run_layers
 from .fused_norm_act import norm_act_conv, norm_act_conv_fusable, norm_act_pool, norm_act_pool_fusable
 
@@ -134,12 +135,15 @@ def run_layers(layers, x: torch.Tensor, low_memory: bool = False) -> torch.Tenso
     """Apply ``layers`` in order; with ``low_memory`` (training), every ``norm -> SiLU -> conv`` group of a
     :class:`ResBlock` keeps only its input for the backward pass and recomputes the rest (activation
     checkpointing at the finest useful grain: two stored maps per block instead of about seven; on CPU with 1x1
-    convolutions a fused autograd function whose backward never materialises the group's intermediate maps).
+    convolutions a fused autograd function whose backward never materialises the group's intermediate maps, and
+    for a whole pointwise block with an identity residual one function that stores only the block's input).
     Without autograd on CPU, pointwise encoders run as chunked fused passes (:mod:`.fused_encoder`)."""
     if not low_memory and fusable(list(layers), x):
         return fused_run_layers(list(layers), x)
     for layer in layers:
-        if low_memory and isinstance(layer, ResBlock):
+        if low_memory and pointwise_block_fusable(x, layer):
+            x = pointwise_block(x, layer)
+        elif low_memory and isinstance(layer, ResBlock):
             h = _low_memory_norm_act_conv(x, layer.norm1, layer.conv1)
             out = _low_memory_norm_act_conv(h, layer.norm2, layer.conv2)
             x = out + layer.residual(x) if layer.is_residual else out

@@ -45,6 +45,33 @@ def _as_map(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return tokens.view(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2)
 
 
+def _silu_grad_(g: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``g * silu'(a)`` written into ``g``; ``a`` is overwritten."""
+    sig = torch.sigmoid(a)
+    return g.mul_(sig.mul_(a.mul_(1 - sig).add_(1)))
+
+
+def _group_means(sum_g: torch.Tensor, sum_gx: torch.Tensor, groups: int, count: int, dtype: torch.dtype):
+    """Per-(batch, channel) group means of ``dL/dx_hat`` and ``dL/dx_hat * x_hat`` from per-channel sums."""
+    b, c = sum_g.shape
+    n = count * (c // groups)
+    return tuple((t.view(b, groups, -1).sum(-1) / n).repeat_interleave(c // groups, dim=1).to(dtype)
+                 for t in (sum_g, sum_gx))
+
+
+def _coefficients_from_sums(sums, gamma, beta, groups: int, eps: float, count: int, dtype: torch.dtype):
+    s1, s2 = sums
+    b, c = s1.shape
+    n = count * (c // groups)
+    mean = s1.view(b, groups, -1).sum(-1) / n
+    var = (s2.view(b, groups, -1).sum(-1) / n - mean * mean).clamp_min(0)
+    rstd = torch.rsqrt(var + eps)
+    mean_c, rstd_c = (t.repeat_interleave(c // groups, dim=1) for t in (mean, rstd))
+    scale = (rstd_c * gamma.double()).to(dtype)
+    shift = (beta.double() - mean_c * rstd_c * gamma.double()).to(dtype)
+    return mean_c.to(dtype), rstd_c.to(dtype), scale, shift
+
+
 def _norm_coefficients(tokens: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups: int, eps: float,
                        chunks: Sequence[slice]) -> Tuple[torch.Tensor, ...]:
     """Per-(batch, channel) ``mean``, ``rstd`` and the folded ``scale``, ``shift`` (``GroupNorm(x) = x * scale +
@@ -54,15 +81,7 @@ def _norm_coefficients(tokens: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     for i in range(b):
         for r in chunks:
             acc.add(i, tokens[i, r])
-    s1, s2 = acc.result()
-    n = count * (c // groups)
-    mean = s1.view(b, groups, -1).sum(-1) / n
-    var = (s2.view(b, groups, -1).sum(-1) / n - mean * mean).clamp_min(0)
-    rstd = torch.rsqrt(var + eps)
-    mean_c, rstd_c = (t.repeat_interleave(c // groups, dim=1) for t in (mean, rstd))  # (B, C) float64
-    scale = (rstd_c * gamma.double()).to(tokens.dtype)
-    shift = (beta.double() - mean_c * rstd_c * gamma.double()).to(tokens.dtype)
-    return mean_c.to(tokens.dtype), rstd_c.to(tokens.dtype), scale, shift
+    return _coefficients_from_sums(acc.result(), gamma, beta, groups, eps, count, tokens.dtype)
 
 
 def _norm_act_backward(tokens: torch.Tensor, saved: Sequence[torch.Tensor], groups: int, chunks: Sequence[slice],
@@ -82,18 +101,14 @@ def _norm_act_backward(tokens: torch.Tensor, saved: Sequence[torch.Tensor], grou
         for r in chunks:
             xhat = (tokens[i, r] - mean_c[i]).mul_(rstd_c[i])
             a = torch.addcmul(shift[i], tokens[i, r], scale[i])
-            sig = torch.sigmoid(a)
-            ga = grad_of_act(i, r, lambda: a * sig)
-            ga.mul_(sig.mul_(a.mul_(1 - sig).add_(1)))  # silu'(a) = sig * (1 + a * (1 - sig))
+            ga = _silu_grad_(grad_of_act(i, r, lambda: F.silu(a)), a)
             grad_gamma += (ga * xhat).sum(0)
             grad_beta += ga.sum(0)
             gxhat = ga.mul_(gamma)
             sum_g[i] += gxhat.sum(0)
             sum_gx[i] += (gxhat * xhat).sum(0)
             grad_x[i, r] = gxhat
-    n = count * (c // groups)
-    m1 = (sum_g.view(b, groups, -1).sum(-1) / n).repeat_interleave(c // groups, dim=1).to(tokens.dtype)
-    m2 = (sum_gx.view(b, groups, -1).sum(-1) / n).repeat_interleave(c // groups, dim=1).to(tokens.dtype)
+    m1, m2 = _group_means(sum_g, sum_gx, groups, count, tokens.dtype)
     for i in range(b):  # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) per group
         for r in chunks:
             xhat = (tokens[i, r] - mean_c[i]).mul_(rstd_c[i])

@@ -1,0 +1,59 @@
+"""A whole pointwise ResBlock as one training-time autograd function: values and every gradient against autograd
+through the modules (float64), gradcheck, and when it applies."""
+import pytest
+import torch
+from torch import nn
+
+from mmjafar.models.layers import fused_encoder
+from mmjafar.models.layers.conv_blocks import ResBlock, make_encoder, run_layers
+from mmjafar.models.layers.fused_block import _PointwiseBlock, pointwise_block, pointwise_block_fusable
+
+
+def _randomise_norms(module: nn.Module) -> nn.Module:
+    for m in module.modules():
+        if isinstance(m, nn.GroupNorm):
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    return module
+
+
+@pytest.mark.parametrize('bias', [False, True])
+def test_pointwise_block_autograd(bias, monkeypatch):
+    torch.manual_seed(6)
+    monkeypatch.setattr(fused_encoder, 'CHUNK_ELEMENTS', 8 * 7)  # several chunks per image, ragged last one
+    block = _randomise_norms(ResBlock(8, 8, num_groups=4, bias=bias)).double()
+    x = (2 * torch.randn(2, 8, 5, 7, dtype=torch.float64) + 1).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    assert pointwise_block_fusable(x, block)
+    out, ref = pointwise_block(x, block), block(x)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(ref)
+    params = [x, *block.parameters()]
+    for got, want in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    small = torch.randn(1, 8, 3, 2, dtype=torch.float64, requires_grad=True)
+    picked = (block.norm1.weight, block.conv1.weight, block.norm2.bias, block.conv2.weight)
+    leaves = [p.detach().clone().requires_grad_() for p in picked]
+    assert torch.autograd.gradcheck(
+        lambda t, g1, w1, b2, w2: _PointwiseBlock.apply(t, g1, block.norm1.bias, w1, block.conv1.bias,
+                                                        block.norm2.weight, b2, w2, block.conv2.bias, 4, 1e-5, 1e-5),
+        (small, *leaves))
+
+
+def test_pointwise_block_decisions_and_encoder():
+    """Not for blocks with a shortcut projection, non-residual blocks, 3x3 convolutions or half precision; a
+    training encoder (run_layers with low_memory) through it equals the modules, gradients included."""
+    x = torch.randn(1, 8, 4, 4, dtype=torch.float64)
+    assert not pointwise_block_fusable(x, ResBlock(8, 16, num_groups=4).double())  # shortcut
+    assert not pointwise_block_fusable(x, ResBlock(8, 8, num_groups=4, residual=False).double())
+    assert not pointwise_block_fusable(x, ResBlock(8, 8, kernel_size=3, num_groups=4).double())
+    assert not pointwise_block_fusable(x.half(), ResBlock(8, 8, num_groups=4).half())
+    assert not pointwise_block_fusable(x, nn.Conv2d(8, 8, 1).double())
+    torch.manual_seed(7)
+    enc = _randomise_norms(make_encoder(3, 8, num_blocks=2, num_groups=4)).double()
+    image = torch.randn(1, 3, 6, 5, dtype=torch.float64, requires_grad=True)
+    out, ref = run_layers(enc, image, low_memory=True), enc(image)
+    params = [image, *enc.parameters()]
+    grad = torch.randn_like(ref)
+    for got, want in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
