@@ -90,7 +90,7 @@ def overfit_and_score(model, batch, steps: int, lr: float = 2e-3, final_lr_facto
         losses = model(data['inputs'], data['data_samples'], mode='loss')
         total = sum(losses.values())
         assert torch.isfinite(total), losses
-        history.append(float(total))
+        history.append(total.item())
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
