@@ -14,7 +14,7 @@ from torch import nn
 
 from .fused_encoder import _StatsAccumulator
 from .fused_norm_act import (_as_map, _chunk_rows, _coefficients_from_sums, _group_means, _norm_coefficients,
-                             _silu_grad_, _token_view, norm_act_conv_fusable)
+                             _norm_grad_terms, _silu_grad_, _token_view, norm_act_conv_fusable)
 
 
 class _PointwiseBlock(torch.autograd.Function):
@@ -86,12 +86,7 @@ class _PointwiseBlock(torch.autograd.Function):
                 if grad_c2 is not None:
                     grad_c2 += g_c.sum(0)
                 ga2 = _silu_grad_(torch.mm(g_c, mat2), a2)
-                grads['g2'] += (ga2 * hhat).sum(0)
-                grads['b2'] += ga2.sum(0)
-                ga2.mul_(g2)
-                sums[0][i] += ga2.sum(0)
-                sums[1][i] += (ga2 * hhat).sum(0)
-                buf[i, r] = ga2
+                buf[i, r] = _norm_grad_terms(ga2, hhat, g2, (grads['g2'], grads['b2'], sums[0][i], sums[1][i]))
         k2 = _group_means(sums[0], sums[1], groups, h * w, x.dtype)
         for i in range(b):  # pass 2: dL/dh, conv1 and gn1 gradients, dL/dx_hat (in the same buffer)
             for r in chunks:
@@ -103,12 +98,7 @@ class _PointwiseBlock(torch.autograd.Function):
                     grad_c1 += gh.sum(0)
                 xhat = (tokens[i, r] - m1[i]).mul_(r1[i])
                 ga1 = _silu_grad_(torch.mm(gh, mat1), a1)
-                grads['g1'] += (ga1 * xhat).sum(0)
-                grads['b1'] += ga1.sum(0)
-                ga1.mul_(g1)
-                sums[2][i] += ga1.sum(0)
-                sums[3][i] += (ga1 * xhat).sum(0)
-                buf[i, r] = ga1
+                buf[i, r] = _norm_grad_terms(ga1, xhat, g1, (grads['g1'], grads['b1'], sums[2][i], sums[3][i]))
         k1 = _group_means(sums[2], sums[3], groups, h * w, x.dtype)
         for i in range(b):  # pass 3: dL/dx = gn1 backward + the residual's gradient
             for r in chunks:

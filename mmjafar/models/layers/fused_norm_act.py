@@ -72,6 +72,19 @@ def _coefficients_from_sums(sums, gamma, beta, groups: int, eps: float, count: i
     return mean_c.to(dtype), rstd_c.to(dtype), scale, shift
 
 
+def _norm_grad_terms(ga: torch.Tensor, xhat: torch.Tensor, gamma: torch.Tensor, acc) -> torch.Tensor:
+    """GroupNorm backward, first pass over one chunk: from ``ga = dL/d(affine output)`` accumulate
+    ``dL/dgamma``, ``dL/dbeta`` and the two reduction terms into ``acc = (grad_gamma, grad_beta, sum_g, sum_gx)``;
+    returns ``dL/dx_hat`` (written over ``ga``)."""
+    grad_gamma, grad_beta, sum_g, sum_gx = acc
+    grad_gamma += (ga * xhat).sum(0)
+    grad_beta += ga.sum(0)
+    gxhat = ga.mul_(gamma)
+    sum_g += gxhat.sum(0)
+    sum_gx += (gxhat * xhat).sum(0)
+    return gxhat
+
+
 def _norm_coefficients(tokens: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups: int, eps: float,
                        chunks: Sequence[slice]) -> Tuple[torch.Tensor, ...]:
     """Per-(batch, channel) ``mean``, ``rstd`` and the folded ``scale``, ``shift`` (``GroupNorm(x) = x * scale +
@@ -102,11 +115,7 @@ def _norm_act_backward(tokens: torch.Tensor, saved: Sequence[torch.Tensor], grou
             xhat = (tokens[i, r] - mean_c[i]).mul_(rstd_c[i])
             a = torch.addcmul(shift[i], tokens[i, r], scale[i])
             ga = _silu_grad_(grad_of_act(i, r, lambda: F.silu(a)), a)
-            grad_gamma += (ga * xhat).sum(0)
-            grad_beta += ga.sum(0)
-            gxhat = ga.mul_(gamma)
-            sum_g[i] += gxhat.sum(0)
-            sum_gx[i] += (gxhat * xhat).sum(0)
+            gxhat = _norm_grad_terms(ga, xhat, gamma, (grad_gamma, grad_beta, sum_g[i], sum_gx[i]))
             grad_x[i, r] = gxhat
     m1, m2 = _group_means(sum_g, sum_gx, groups, count, tokens.dtype)
     for i in range(b):  # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) per group
