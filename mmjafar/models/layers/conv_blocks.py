@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .fused_block import pointwise_block, pointwise_block_fusable
+from .fused_block import pointwise_block, pointwise_block_fusable, pointwise_pool_block
 from .fused_encoder import fusable, fused_run_layers
 from .fused_norm_act import norm_act_conv, norm_act_conv_fusable, norm_act_pool, norm_act_pool_fusable
 
@@ -178,6 +178,8 @@ def encode_and_pool_many(encoder: nn.Sequential, x: torch.Tensor, sizes: Sequenc
     if sizes == [full]:  # pooling to the same size is the identity: skip its copies
         return [run_layers(encoder, x, low_memory)]
     x = run_layers(body, x, low_memory)
+    if low_memory and full not in sizes and pointwise_block_fusable(x, last):
+        return list(pointwise_pool_block(x, last, sizes))
     if not (isinstance(last, ResBlock) and last.conv2.kernel_size == (1, 1)):
         out = run_layers([last], x, low_memory)
         return [out if size == full else F.adaptive_avg_pool2d(out, size) for size in sizes]

@@ -7,14 +7,87 @@ are alive together with the gradients. Here the block saves only its input and t
 ``h`` is recomputed chunk by chunk wherever it is needed, in the forward pass too (its statistics need one pass
 before the output's). The gradients equal autograd's through the modules up to float rounding (tested with
 ``gradcheck`` in float64).
+
+:class:`_PointwisePoolBlock` is the same block followed by adaptive average pooling to one or more sizes (the
+last block of JAFAR's key encoder): pooling commutes with the last 1x1 convolution and the identity residual, so
+the block's full-resolution output is never formed, and the backward spreads the pooled gradients band by band
+instead of holding a full-size gradient of the pooled residual and one of the pooled branch.
 """
+from typing import Callable, Sequence, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .fused_encoder import _StatsAccumulator
 from .fused_norm_act import (_as_map, _chunk_rows, _coefficients_from_sums, _group_means, _norm_coefficients,
-                             _norm_grad_terms, _silu_grad_, _token_view, norm_act_conv_fusable)
+                             _norm_grad_terms, _silu_grad_, _token_view, norm_act_conv_fusable, pool_matrix)
+
+
+def _hidden(tokens, i, r, coef1, mat1, c1):
+    """``conv1(silu(gn1(x)))`` of sample ``i``'s tokens ``r`` (``mat1`` ``(Cin, Cout)``)."""
+    out = torch.mm(F.silu(torch.addcmul(coef1[3][i], tokens[i, r], coef1[2][i]), inplace=True), mat1)
+    return out if c1 is None else out.add_(c1)
+
+
+def _block_coefficients(tokens, chunks, g1, b1, mat1, c1, g2, b2, groups, eps1, eps2):
+    """Both GroupNorms' ``(mean, rstd, scale, shift)``: one pass over ``x``, one over ``h`` computed per chunk."""
+    b, count, c = tokens.shape
+    coef1 = _norm_coefficients(tokens, g1, b1, groups, eps1, chunks)
+    acc = _StatsAccumulator(b, c, tokens.device)
+    for i in range(b):
+        for r in chunks:
+            acc.add(i, _hidden(tokens, i, r, coef1, mat1, c1))
+    return coef1, _coefficients_from_sums(acc.result(), g2, b2, groups, eps2, count, tokens.dtype)
+
+
+def _block_backward(tokens, chunks, groups, g1, mat1, c1, g2, coef1, coef2,
+                    branch_grad: Callable, residual_grad: Callable):
+    """``dL/dx`` and the parameter gradients of ``branch(silu(gn2(conv1(silu(gn1(x)))))) + residual(x)`` in
+    three chunked passes over one full-size buffer.
+
+    ``branch_grad(i, r, act)`` returns a fresh ``(n, C)`` ``dL/dsilu(a2)`` of sample ``i``'s tokens ``r`` (and
+    accumulates the consumer's own parameter gradients; ``act()`` is ``silu(a2)`` of the chunk);
+    ``residual_grad(i, r)`` the residual's ``(n, C)`` gradient of those tokens.
+    """
+    b, count, c = tokens.shape
+    (m1, r1, _, t1), (m2, r2, s2, t2) = coef1, coef2
+    grads = {k: torch.zeros_like(v) for k, v in dict(g1=g1, b1=g1, w1=mat1, g2=g2, b2=g2).items()}
+    grad_c1 = None if c1 is None else torch.zeros_like(c1)
+    buf = torch.empty_like(tokens)
+    sums = [torch.zeros(b, c, dtype=torch.float64, device=tokens.device) for _ in range(4)]
+
+    def first_layer(i, r):
+        a1 = torch.addcmul(t1[i], tokens[i, r], coef1[2][i])
+        u1 = F.silu(a1)
+        hid = torch.mm(u1, mat1.t())
+        return a1, u1, hid if c1 is None else hid.add_(c1)
+
+    for i in range(b):  # pass 1: the consumer's and gn2's gradients, dL/dh_hat
+        for r in chunks:
+            _, _, hid = first_layer(i, r)
+            hhat = (hid - m2[i]).mul_(r2[i])
+            a2 = torch.addcmul(t2[i], hid, s2[i])
+            ga2 = _silu_grad_(branch_grad(i, r, lambda: F.silu(a2)), a2)
+            buf[i, r] = _norm_grad_terms(ga2, hhat, g2, (grads['g2'], grads['b2'], sums[0][i], sums[1][i]))
+    k2 = _group_means(sums[0], sums[1], groups, count, tokens.dtype)
+    for i in range(b):  # pass 2: dL/dh, conv1 and gn1 gradients, dL/dx_hat (in the same buffer)
+        for r in chunks:
+            a1, u1, hid = first_layer(i, r)
+            hhat = (hid - m2[i]).mul_(r2[i])
+            gh = buf[i, r].sub(k2[0][i]).sub_(hhat.mul_(k2[1][i])).mul_(r2[i])
+            grads['w1'].addmm_(gh.t(), u1)
+            if grad_c1 is not None:
+                grad_c1 += gh.sum(0)
+            xhat = (tokens[i, r] - m1[i]).mul_(r1[i])
+            ga1 = _silu_grad_(torch.mm(gh, mat1), a1)
+            buf[i, r] = _norm_grad_terms(ga1, xhat, g1, (grads['g1'], grads['b1'], sums[2][i], sums[3][i]))
+    k1 = _group_means(sums[2], sums[3], groups, count, tokens.dtype)
+    for i in range(b):  # pass 3: dL/dx = gn1 backward + the residual's gradient
+        for r in chunks:
+            xhat = (tokens[i, r] - m1[i]).mul_(r1[i])
+            buf[i, r].sub_(k1[0][i]).sub_(xhat.mul_(k1[1][i])).mul_(r1[i]).add_(residual_grad(i, r))
+    return buf, grads, grad_c1
 
 
 class _PointwiseBlock(torch.autograd.Function):
@@ -32,80 +105,119 @@ class _PointwiseBlock(torch.autograd.Function):
         b, c, h, w = x.shape
         tokens = _token_view(x)
         chunks = _chunk_rows(h * w, c)
-        m1, r1, s1, t1 = _norm_coefficients(tokens, g1, b1, groups, eps1, chunks)
         mat1, mat2 = w1.view(c, c).t(), w2.view(c, c).t()
-
-        def hidden(i, r):
-            out = torch.mm(F.silu(torch.addcmul(t1[i], tokens[i, r], s1[i]), inplace=True), mat1)
-            return out if c1 is None else out.add_(c1)
-
-        acc = _StatsAccumulator(b, c, x.device)
-        for i in range(b):
-            for r in chunks:
-                acc.add(i, hidden(i, r))
-        m2, r2, s2, t2 = _coefficients_from_sums(acc.result(), g2, b2, groups, eps2, h * w, x.dtype)
+        coef1, coef2 = _block_coefficients(tokens, chunks, g1, b1, mat1, c1, g2, b2, groups, eps1, eps2)
         out = torch.empty_like(tokens)
         for i in range(b):
             for r in chunks:
-                a2 = torch.addcmul(t2[i], hidden(i, r), s2[i])
+                a2 = torch.addcmul(coef2[3][i], _hidden(tokens, i, r, coef1, mat1, c1), coef2[2][i])
                 torch.addmm(tokens[i, r], F.silu(a2, inplace=True), mat2, out=out[i, r])
                 if c2 is not None:
                     out[i, r] += c2
-        ctx.save_for_backward(x, g1, w1, c1, g2, w2, c2, m1, r1, s1, t1, m2, r2, s2, t2)
+        ctx.save_for_backward(x, g1, w1, c1, g2, w2, c2, *coef1, *coef2)
         ctx.groups = groups
         return _as_map(out, h, w)
 
     @staticmethod
     def backward(ctx, grad):
-        x, g1, w1, c1, g2, w2, c2, m1, r1, s1, t1, m2, r2, s2, t2 = ctx.saved_tensors
-        groups = ctx.groups
+        x, g1, w1, c1, g2, w2, c2, *coefs = ctx.saved_tensors
         b, c, h, w = x.shape
-        tokens, gy = _token_view(x), _token_view(grad)
-        chunks = _chunk_rows(h * w, c)
-        mat1, mat2 = w1.view(c, c), w2.view(c, c)  # (Cout, Cin)
-        like = dict(g1=g1, b1=g1, w1=mat1, g2=g2, b2=g2, w2=mat2)
-        grads = {k: torch.zeros_like(v) for k, v in like.items()}
-        grad_c1 = None if c1 is None else torch.zeros_like(c1)
+        gy = _token_view(grad)
+        mat2 = w2.view(c, c)  # (Cout, Cin)
+        grad_w2 = torch.zeros_like(mat2)
         grad_c2 = None if c2 is None else torch.zeros_like(c2)
-        buf = torch.empty_like(tokens)
-        sums = [torch.zeros(b, c, dtype=torch.float64, device=x.device) for _ in range(4)]
 
-        def first_layer(i, r):
-            a1 = torch.addcmul(t1[i], tokens[i, r], s1[i])
-            u1 = F.silu(a1)
-            hid = torch.mm(u1, mat1.t())
-            return a1, u1, hid if c1 is None else hid.add_(c1)
+        def branch_grad(i, r, act):
+            g_c = gy[i, r]
+            grad_w2.addmm_(g_c.t(), act())
+            if grad_c2 is not None:
+                grad_c2.add_(g_c.sum(0))
+            return torch.mm(g_c, mat2)
 
-        for i in range(b):  # pass 1: conv2 and gn2 gradients, dL/dh_hat
-            for r in chunks:
-                _, _, hid = first_layer(i, r)
-                hhat = (hid - m2[i]).mul_(r2[i])
-                a2 = torch.addcmul(t2[i], hid, s2[i])
-                g_c = gy[i, r]
-                grads['w2'].addmm_(g_c.t(), F.silu(a2))
-                if grad_c2 is not None:
-                    grad_c2 += g_c.sum(0)
-                ga2 = _silu_grad_(torch.mm(g_c, mat2), a2)
-                buf[i, r] = _norm_grad_terms(ga2, hhat, g2, (grads['g2'], grads['b2'], sums[0][i], sums[1][i]))
-        k2 = _group_means(sums[0], sums[1], groups, h * w, x.dtype)
-        for i in range(b):  # pass 2: dL/dh, conv1 and gn1 gradients, dL/dx_hat (in the same buffer)
-            for r in chunks:
-                a1, u1, hid = first_layer(i, r)
-                hhat = (hid - m2[i]).mul_(r2[i])
-                gh = buf[i, r].sub(k2[0][i]).sub_(hhat.mul_(k2[1][i])).mul_(r2[i])
-                grads['w1'].addmm_(gh.t(), u1)
-                if grad_c1 is not None:
-                    grad_c1 += gh.sum(0)
-                xhat = (tokens[i, r] - m1[i]).mul_(r1[i])
-                ga1 = _silu_grad_(torch.mm(gh, mat1), a1)
-                buf[i, r] = _norm_grad_terms(ga1, xhat, g1, (grads['g1'], grads['b1'], sums[2][i], sums[3][i]))
-        k1 = _group_means(sums[2], sums[3], groups, h * w, x.dtype)
-        for i in range(b):  # pass 3: dL/dx = gn1 backward + the residual's gradient
-            for r in chunks:
-                xhat = (tokens[i, r] - m1[i]).mul_(r1[i])
-                buf[i, r].sub_(k1[0][i]).sub_(xhat.mul_(k1[1][i])).mul_(r1[i]).add_(gy[i, r])
+        buf, grads, grad_c1 = _block_backward(_token_view(x), _chunk_rows(h * w, c), ctx.groups, g1, w1.view(c, c),
+                                              c1, g2, coefs[:4], coefs[4:], branch_grad, lambda i, r: gy[i, r])
         return (_as_map(buf, h, w), grads['g1'], grads['b1'], grads['w1'].view_as(w1), grad_c1, grads['g2'],
-                grads['b2'], grads['w2'].view_as(w2), grad_c2, None, None, None)
+                grads['b2'], grad_w2.view_as(w2), grad_c2, None, None, None)
+
+
+def _spread(grad: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor):
+    """A pooled gradient ``(B, C, oh, ow)`` spread over the columns, ``(B, oh, W*C)``, with its row weights."""
+    b, c, oh, _ = grad.shape
+    return torch.einsum('bcop,pw->bowc', grad, cols).reshape(b, oh, -1), rows
+
+
+def _band_grad(spread, i, r, width, channels, like):
+    """The spread pooled gradients of sample ``i``'s tokens ``r`` (whole image rows), summed over sizes."""
+    out = like.new_zeros(r.stop - r.start, channels)
+    band = out.view(-1, width * channels)
+    for t, m in spread:
+        band.addmm_(m[:, r.start // width:r.stop // width].t(), t[i])
+    return out
+
+
+class _PointwisePoolBlock(torch.autograd.Function):
+    """``adaptive_avg_pool2d(block(x), size)`` for every size of ``sizes`` (none ``x``'s own) of a pointwise
+    :class:`~.conv_blocks.ResBlock` with an identity residual, as ``conv2(pool(silu(gn2(h)))) + pool(x)``.
+
+    Saves ``x``, the statistics and the small pooled branch maps. Forward: the two statistics passes of
+    :class:`_PointwiseBlock`, then one that accumulates the pooled branch band by band (window matrices as in
+    :mod:`.fused_norm_act`). Backward: :func:`_block_backward` with the pooled gradients spread per band.
+    """
+
+    @staticmethod
+    def forward(ctx, x, g1, b1, w1, c1, g2, b2, w2, c2, groups, eps1, eps2, sizes):
+        b, c, h, w = x.shape
+        tokens = _token_view(x)
+        chunks = _chunk_rows(h * w, c, align=w)  # bands of whole image rows
+        mat1 = w1.view(c, c).t()
+        coef1, coef2 = _block_coefficients(tokens, chunks, g1, b1, mat1, c1, g2, b2, groups, eps1, eps2)
+        rows = [pool_matrix(h, oh, x.dtype, x.device) for oh, _ in sizes]
+        cols = [pool_matrix(w, ow, x.dtype, x.device) for _, ow in sizes]
+        acc_b = [x.new_zeros(b, oh, w * c) for oh, _ in sizes]  # pooled over rows only
+        acc_x = [x.new_zeros(b, oh, w * c) for oh, _ in sizes]
+        for i in range(b):
+            for r in chunks:
+                a2 = torch.addcmul(coef2[3][i], _hidden(tokens, i, r, coef1, mat1, c1), coef2[2][i])
+                act = F.silu(a2, inplace=True).view(-1, w * c)
+                band = tokens[i, r].reshape(-1, w * c)
+                for m, ab, ax in zip(rows, acc_b, acc_x):
+                    ab[i].addmm_(m[:, r.start // w:r.stop // w], act)
+                    ax[i].addmm_(m[:, r.start // w:r.stop // w], band)
+
+        def finish(acc, m):
+            return torch.einsum('bowc,pw->bcop', acc.view(b, -1, w, c), m).contiguous()
+
+        pooled = [finish(a, m) for a, m in zip(acc_b, cols)]
+        outs = tuple(F.conv2d(p, w2, c2) + finish(a, m) for p, a, m in zip(pooled, acc_x, cols))
+        ctx.save_for_backward(x, g1, w1, c1, g2, w2, c2, *coef1, *coef2, *pooled)
+        ctx.groups, ctx.sizes = groups, sizes
+        return outs
+
+    @staticmethod
+    def backward(ctx, *grads):
+        x, g1, w1, c1, g2, w2, c2, *rest = ctx.saved_tensors
+        coefs, pooled = rest[:8], rest[8:]
+        b, c, h, w = x.shape
+        mat2 = w2.view(c, c)  # (Cout, Cin)
+        grad_w2 = torch.zeros_like(mat2)
+        grad_c2 = None if c2 is None else torch.zeros_like(c2)
+        spread_b, spread_x = [], []
+        for g, p, (oh, ow) in zip(grads, pooled, ctx.sizes):
+            if g is None:
+                continue
+            grad_w2 += torch.einsum('bohw,bchw->oc', g, p)
+            if grad_c2 is not None:
+                grad_c2 += g.sum((0, 2, 3))
+            rows, cols = pool_matrix(h, oh, x.dtype, x.device), pool_matrix(w, ow, x.dtype, x.device)
+            spread_b.append(_spread(torch.einsum('bohw,oc->bchw', g, mat2), rows, cols))
+            spread_x.append(_spread(g, rows, cols))
+        tokens = _token_view(x)
+        buf, grads_, grad_c1 = _block_backward(
+            tokens, _chunk_rows(h * w, c, align=w), ctx.groups, g1, w1.view(c, c), c1, g2, coefs[:4], coefs[4:],
+            lambda i, r, act: _band_grad(spread_b, i, r, w, c, tokens),
+            lambda i, r: _band_grad(spread_x, i, r, w, c, tokens))
+        return (_as_map(buf, h, w), grads_['g1'], grads_['b1'], grads_['w1'].view_as(w1), grad_c1, grads_['g2'],
+                grads_['b2'], grad_w2.view_as(w2), grad_c2, None, None, None, None)
 
 
 def pointwise_block_fusable(x: torch.Tensor, block: nn.Module) -> bool:
@@ -120,11 +232,21 @@ def pointwise_block_fusable(x: torch.Tensor, block: nn.Module) -> bool:
             and block.norm1.num_groups == block.norm2.num_groups)
 
 
+def _block_args(block: nn.Module) -> tuple:
+    n1, n2 = block.norm1, block.norm2
+    return (n1.weight, n1.bias, block.conv1.weight, block.conv1.bias, n2.weight, n2.bias, block.conv2.weight,
+            block.conv2.bias, n1.num_groups, n1.eps, n2.eps)
+
+
 def pointwise_block(x: torch.Tensor, block: nn.Module) -> torch.Tensor:
     """``block(x)`` with autograd by :class:`_PointwiseBlock` (requires :func:`pointwise_block_fusable`)."""
-    n1, n2 = block.norm1, block.norm2
-    return _PointwiseBlock.apply(x, n1.weight, n1.bias, block.conv1.weight, block.conv1.bias, n2.weight, n2.bias,
-                                 block.conv2.weight, block.conv2.bias, n1.num_groups, n1.eps, n2.eps)
+    return _PointwiseBlock.apply(x, *_block_args(block))
 
 
-__all__ = ['pointwise_block', 'pointwise_block_fusable']
+def pointwise_pool_block(x: torch.Tensor, block: nn.Module, sizes: Sequence[Tuple[int, int]]) -> Tuple[torch.Tensor]:
+    """``adaptive_avg_pool2d(block(x), size)`` for each of ``sizes`` (none ``x``'s own size), with autograd by
+    :class:`_PointwisePoolBlock` (requires :func:`pointwise_block_fusable`)."""
+    return _PointwisePoolBlock.apply(x, *_block_args(block), tuple(tuple(int(v) for v in s) for s in sizes))
+
+
+__all__ = ['pointwise_block', 'pointwise_block_fusable', 'pointwise_pool_block']

@@ -23,15 +23,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fused_encoder  # its CHUNK_ELEMENTS and ENABLED switches govern these passes too
+from . import fused_encoder  # its ENABLED switch governs these passes too
 from .fused_encoder import _StatsAccumulator, is_pointwise_conv
 
 Size = Tuple[int, int]
 
+#: Elements of one chunk of the training passes here and in :mod:`.fused_block` (2 MiB in float32). Smaller than
+#: the inference passes' (:data:`.fused_encoder.CHUNK_ELEMENTS`): a backward pass holds about ten chunk-size
+#: temporaries next to the full-size maps, and 1x1 convolutions of 4k tokens still run at full matmul speed.
+CHUNK_ELEMENTS = 1 << 19
+
 
 def _chunk_rows(count: int, channels: int, align: int = 1) -> List[slice]:
     """Token slices of about ``CHUNK_ELEMENTS / channels`` tokens, each a multiple of ``align`` (a row width)."""
-    step = max(1, fused_encoder.CHUNK_ELEMENTS // max(1, channels * align)) * align
+    step = max(1, CHUNK_ELEMENTS // max(1, channels * align)) * align
     return [slice(s, min(count, s + step)) for s in range(0, count, step)]
 
 

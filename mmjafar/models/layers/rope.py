@@ -108,7 +108,8 @@ class _BandedRoPE(torch.autograd.Function):
         grad_f = torch.zeros(freqs.shape, device=freqs.device, dtype=dtype) if need_f else None
         rows = torch.linspace(0, 1, height, device=freqs.device, dtype=dtype)
         cols = torch.linspace(0, 1, width, device=freqs.device, dtype=dtype)
-        for r0, r1 in _bands(height, ctx.rows_per_chunk):
+        # bands a quarter of the forward's: about eight band-size temporaries live next to the full-size maps
+        for r0, r1 in _bands(height, max(1, ctx.rows_per_chunk // 4)):
             angle = rope_angles(freqs, height, width, slice(r0, r1))
             cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
             g = grad[:, :, r0:r1]

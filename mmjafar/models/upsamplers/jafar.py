@@ -114,8 +114,10 @@ class JAFAR(ImageCodeUpsampler):
         image = image.contiguous(memory_format=torch.channels_last)
         code = run(lambda x: apply_rope_2d(run_layers(self.image_encoder, x, needs_grad), self.rope.freqs,
                                             inplace=not needs_grad), image)  # rotates its fresh input
-        queries = run(encode_and_pool_many, self.query_encoder, code, sizes, needs_grad)
+        # keys first: autograd runs later-recorded nodes first, so the query segment's backward (whose input
+        # gradient is pending since the attention's) finishes before the key segment is recomputed
         keys = run(encode_and_pool_many, self.key_encoder, code, grids, needs_grad)
+        queries = run(encode_and_pool_many, self.query_encoder, code, sizes, needs_grad)
         return list(queries), list(keys)
 
     def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],

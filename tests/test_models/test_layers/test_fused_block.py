@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from mmjafar.models.layers import fused_encoder
-from mmjafar.models.layers.conv_blocks import ResBlock, make_encoder, run_layers
-from mmjafar.models.layers.fused_block import _PointwiseBlock, pointwise_block, pointwise_block_fusable
+from mmjafar.models.layers import conv_blocks, fused_norm_act
+from mmjafar.models.layers.conv_blocks import ResBlock, encode_and_pool_many, make_encoder, run_layers
+from mmjafar.models.layers.fused_block import (_PointwiseBlock, _PointwisePoolBlock, pointwise_block,
+                                               pointwise_block_fusable, pointwise_pool_block)
 
 
 def _randomise_norms(module: nn.Module) -> nn.Module:
@@ -20,7 +21,7 @@ def _randomise_norms(module: nn.Module) -> nn.Module:
 @pytest.mark.parametrize('bias', [False, True])
 def test_pointwise_block_autograd(bias, monkeypatch):
     torch.manual_seed(6)
-    monkeypatch.setattr(fused_encoder, 'CHUNK_ELEMENTS', 8 * 7)  # several chunks per image, ragged last one
+    monkeypatch.setattr(fused_norm_act, 'CHUNK_ELEMENTS', 8 * 7)  # several chunks per image, ragged last one
     block = _randomise_norms(ResBlock(8, 8, num_groups=4, bias=bias)).double()
     x = (2 * torch.randn(2, 8, 5, 7, dtype=torch.float64) + 1).contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
@@ -57,3 +58,53 @@ def test_pointwise_block_decisions_and_encoder():
     grad = torch.randn_like(ref)
     for got, want in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('bias', [False, True])
+@pytest.mark.parametrize('sizes', [((3, 2), ), ((2, 3), (4, 4), (1, 1))])
+def test_pointwise_pool_block_autograd(bias, sizes, monkeypatch):
+    """Pooled outputs and every gradient equal pooling the module's output (several sizes, bands of rows with a
+    ragged last one), and gradcheck holds."""
+    torch.manual_seed(8)
+    monkeypatch.setattr(fused_norm_act, 'CHUNK_ELEMENTS', 8 * 7 * 2)  # two image rows per band, 5 rows
+    block = _randomise_norms(ResBlock(8, 8, num_groups=4, bias=bias)).double()
+    x = (2 * torch.randn(2, 8, 5, 7, dtype=torch.float64) + 1).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    outs = pointwise_pool_block(x, block, sizes)
+    refs = [torch.nn.functional.adaptive_avg_pool2d(block(x), s) for s in sizes]
+    for out, ref in zip(outs, refs):
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    grads = [torch.randn_like(r) for r in refs]
+    params = [x, *block.parameters()]
+    got = torch.autograd.grad(outs, params, grads)
+    want = torch.autograd.grad(refs, params, grads)
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+    small = torch.randn(1, 8, 4, 3, dtype=torch.float64, requires_grad=True)
+    picked = (block.norm1.weight, block.conv1.weight, block.norm2.bias, block.conv2.weight)
+    leaves = [p.detach().clone().requires_grad_() for p in picked]
+    assert torch.autograd.gradcheck(
+        lambda t, g1, w1, b2, w2: _PointwisePoolBlock.apply(
+            t, g1, block.norm1.bias, w1, block.conv1.bias, block.norm2.weight, b2, w2, block.conv2.bias, 4, 1e-5,
+            1e-5, ((2, 2), (1, 3))),
+        (small, *leaves))
+
+
+def test_encode_and_pool_many_trains_through_the_pooled_block(monkeypatch):
+    """A training encoder pooled to several grids (JAFAR's key branch) goes through the pooled block and equals
+    pooling the modules' output, gradients included; a size equal to the input's falls back to the full path."""
+    torch.manual_seed(9)
+    calls = []
+    monkeypatch.setattr(conv_blocks, 'pointwise_pool_block', lambda *a: calls.append(1) or pointwise_pool_block(*a))
+    enc = _randomise_norms(make_encoder(8, 8, num_blocks=2, num_groups=4)).double()
+    x = torch.randn(1, 8, 9, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    for sizes, fused in ((((3, 3), (2, 4)), True), (((3, 3), (9, 6)), False)):
+        calls.clear()
+        outs = encode_and_pool_many(enc, x, sizes, low_memory=True)
+        assert bool(calls) is fused
+        refs = [torch.nn.functional.adaptive_avg_pool2d(enc(x), s) for s in sizes]
+        grads = [torch.randn_like(r) for r in refs]
+        params = [x, *enc.parameters()]
+        for got, want in zip(torch.autograd.grad(outs, params, grads), torch.autograd.grad(refs, params, grads)):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)

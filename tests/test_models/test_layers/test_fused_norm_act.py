@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmjafar.models.layers import fused_encoder, fused_norm_act
+from mmjafar.models.layers import fused_norm_act
 from mmjafar.models.layers.conv_blocks import encode_and_pool_many, make_encoder
 
 
@@ -30,7 +30,7 @@ def _check_grads(out, ref, params):
 def test_norm_act_conv_autograd(bias, monkeypatch):
     """``conv(silu(norm(x)))``: forward and gradients of x, the norm's and the conv's parameters; gradcheck."""
     torch.manual_seed(3)
-    monkeypatch.setattr(fused_encoder, 'CHUNK_ELEMENTS', 6 * 3)  # several chunks per image, ragged last one
+    monkeypatch.setattr(fused_norm_act, 'CHUNK_ELEMENTS', 6 * 3)  # several chunks per image, ragged last one
     norm = _norm(6, 2)
     conv = nn.Conv2d(6, 5, 1, bias=bias).double()
     x = (2 * torch.randn(2, 6, 5, 4, dtype=torch.float64) + 1).contiguous(memory_format=torch.channels_last)
@@ -49,7 +49,7 @@ def test_norm_act_pool_autograd(sizes, monkeypatch):
     """``adaptive_avg_pool2d(silu(norm(x)), size)`` for one or several sizes, windows that divide the input and
     overlapping ones (7 -> 4 or 5 rows, 9 -> 5 columns): forward and gradients equal autograd's; gradcheck."""
     torch.manual_seed(4)
-    monkeypatch.setattr(fused_encoder, 'CHUNK_ELEMENTS', 8 * 9 * 2)  # bands of two rows, ragged last band
+    monkeypatch.setattr(fused_norm_act, 'CHUNK_ELEMENTS', 8 * 9 * 2)  # bands of two rows, ragged last band
     norm = _norm(8, 4)
     x = (2 * torch.randn(2, 8, 7, 9, dtype=torch.float64) + 1).contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
