@@ -136,12 +136,19 @@ def run_layers(layers, x: torch.Tensor, low_memory: bool = False) -> torch.Tenso
     :class:`ResBlock` keeps only its input for the backward pass and recomputes the rest (activation
     checkpointing at the finest useful grain: two stored maps per block instead of about seven; on CPU with 1x1
     convolutions a fused autograd function whose backward never materialises the group's intermediate maps, and
-    for a whole pointwise block with an identity residual one function that stores only the block's input).
+    for a whole pointwise block with an identity residual one function that stores only the block's input, or
+    the input of the 1x1 convolution in front of it, whose output is then recomputed per chunk).
     Without autograd on CPU, pointwise encoders run as chunked fused passes (:mod:`.fused_encoder`)."""
     if not low_memory and fusable(list(layers), x):
         return fused_run_layers(list(layers), x)
-    for layer in layers:
-        if low_memory and pointwise_block_fusable(x, layer):
+    layers, i = list(layers), 0
+    while i < len(layers):
+        layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        i += 1
+        if low_memory and after is not None and pointwise_block_fusable(x, after, stem=layer):
+            x = pointwise_block(x, after, stem=layer)  # the stem's output is recomputed, never stored
+            i += 1
+        elif low_memory and pointwise_block_fusable(x, layer):
             x = pointwise_block(x, layer)
         elif low_memory and isinstance(layer, ResBlock):
             h = _low_memory_norm_act_conv(x, layer.norm1, layer.conv1)

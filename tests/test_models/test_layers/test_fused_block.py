@@ -36,7 +36,7 @@ def test_pointwise_block_autograd(bias, monkeypatch):
     picked = (block.norm1.weight, block.conv1.weight, block.norm2.bias, block.conv2.weight)
     leaves = [p.detach().clone().requires_grad_() for p in picked]
     assert torch.autograd.gradcheck(
-        lambda t, g1, w1, b2, w2: _PointwiseBlock.apply(t, g1, block.norm1.bias, w1, block.conv1.bias,
+        lambda t, g1, w1, b2, w2: _PointwiseBlock.apply(t, None, None, g1, block.norm1.bias, w1, block.conv1.bias,
                                                         block.norm2.weight, b2, w2, block.conv2.bias, 4, 1e-5, 1e-5),
         (small, *leaves))
 
@@ -85,7 +85,7 @@ def test_pointwise_pool_block_autograd(bias, sizes, monkeypatch):
     leaves = [p.detach().clone().requires_grad_() for p in picked]
     assert torch.autograd.gradcheck(
         lambda t, g1, w1, b2, w2: _PointwisePoolBlock.apply(
-            t, g1, block.norm1.bias, w1, block.conv1.bias, block.norm2.weight, b2, w2, block.conv2.bias, 4, 1e-5,
+            t, None, None, g1, block.norm1.bias, w1, block.conv1.bias, block.norm2.weight, b2, w2, block.conv2.bias, 4, 1e-5,
             1e-5, ((2, 2), (1, 3))),
         (small, *leaves))
 
@@ -108,3 +108,51 @@ def test_encode_and_pool_many_trains_through_the_pooled_block(monkeypatch):
         params = [x, *enc.parameters()]
         for got, want in zip(torch.autograd.grad(outs, params, grads), torch.autograd.grad(refs, params, grads)):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('in_channels,bias', [(3, False), (8, True)])
+@pytest.mark.parametrize('pooled', [False, True])
+def test_block_with_stem(in_channels, bias, pooled, monkeypatch):
+    """A 1x1 stem convolution folded into the block (its output recomputed per chunk, never stored): values and
+    every gradient, the stem's included, equal the modules'; gradcheck with the stem's weight."""
+    torch.manual_seed(10)
+    monkeypatch.setattr(fused_norm_act, 'CHUNK_ELEMENTS', 8 * 7 * 2)
+    stem = nn.Conv2d(in_channels, 8, 1, bias=bias).double()
+    block = _randomise_norms(ResBlock(8, 8, num_groups=4, bias=bias)).double()
+    x = torch.randn(2, in_channels, 5, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    assert pointwise_block_fusable(x, block, stem=stem)
+    assert not pointwise_block_fusable(x, block, stem=nn.Conv2d(in_channels, 8, 3, padding=1).double())
+    sizes = ((2, 3), (5, 1))
+    if pooled:
+        outs = pointwise_pool_block(x, block, sizes, stem=stem)
+        refs = [torch.nn.functional.adaptive_avg_pool2d(block(stem(x)), s) for s in sizes]
+    else:
+        outs, refs = [pointwise_block(x, block, stem=stem)], [block(stem(x))]
+    for out, ref in zip(outs, refs):
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    grads = [torch.randn_like(r) for r in refs]
+    params = [x, *stem.parameters(), *block.parameters()]
+    for got, want in zip(torch.autograd.grad(outs, params, grads), torch.autograd.grad(refs, params, grads)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    small = torch.randn(1, in_channels, 4, 3, dtype=torch.float64, requires_grad=True)
+    sw = stem.weight.detach().clone().requires_grad_()
+    fn = _PointwisePoolBlock if pooled else _PointwiseBlock
+    extra = (((2, 2), ), ) if pooled else ()
+    assert torch.autograd.gradcheck(
+        lambda t, w: fn.apply(t, w, stem.bias, block.norm1.weight, block.norm1.bias, block.conv1.weight,
+                              block.conv1.bias, block.norm2.weight, block.norm2.bias, block.conv2.weight,
+                              block.conv2.bias, 4, 1e-5, 1e-5, *extra),
+        (small, sw))
+
+
+def test_run_layers_folds_the_stem(monkeypatch):
+    """A training encoder's first 1x1 convolution goes into its first block's function (``stem=``)."""
+    seen = []
+    monkeypatch.setattr(conv_blocks, 'pointwise_block',
+                        lambda x, block, stem=None: seen.append(stem) or pointwise_block(x, block, stem=stem))
+    enc = make_encoder(3, 8, num_blocks=2, num_groups=4).double()
+    image = torch.randn(1, 3, 6, 5, dtype=torch.float64, requires_grad=True)
+    out = run_layers(enc, image, low_memory=True)
+    assert seen == [enc[0], None]
+    torch.testing.assert_close(out, enc(image), rtol=1e-12, atol=1e-12)
