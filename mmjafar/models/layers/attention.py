@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention_impl import check_attn_impl, resolve_attn_impl
+from .banded_norm_conv import norm_conv, norm_conv_fusable
 from .attention_kernels import (_chunk_len, _fused_ok, _LeanAveragedAttention, _LeanProjectedAttention, _mean_probs,
                                 fused_averaged_attention, fused_projected_attention, sdpa_averaged_attention)
 
@@ -220,9 +221,23 @@ class CrossAttentionBlock(nn.Module):
         """Head-averaged attention ``(B, Ho*Wo, h*w)`` (materialised)."""
         return self.cross_attn.attention_weights(self.tokens(self.conv2d(queries)), self.tokens(keys))
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def query_map(self, queries: torch.Tensor, query_norm: Optional[nn.Module] = None) -> torch.Tensor:
+        """``conv2d(query_norm(queries))`` (``conv2d(queries)`` without a norm). In training on CPU with the lean
+        attention, a GroupNorm and the convolution run as one banded function that keeps only ``queries`` for the
+        backward pass (:mod:`.banded_norm_conv`)."""
+        if query_norm is None:
+            return self.conv2d(queries)
+        if (torch.is_grad_enabled() and norm_conv_fusable(queries, query_norm, self.conv2d)
+                and resolve_attn_impl(self.cross_attn.impl, owner='CrossAttentionBlock') != 'reference'):
+            return norm_conv(queries, query_norm, self.conv2d)
+        return self.conv2d(query_norm(queries))
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                query_norm: Optional[nn.Module] = None) -> torch.Tensor:
+        """``query_norm``: a module applied to ``queries`` before the convolution (JAFAR's GroupNorm)."""
         b, _, out_h, out_w = queries.shape
-        out = self.cross_attn(self.tokens(self.conv2d(queries)), self.tokens(keys), self.tokens(values))
+        out = self.cross_attn(self.tokens(self.query_map(queries, query_norm)), self.tokens(keys),
+                              self.tokens(values))
         return out.view(b, out_h, out_w, -1).permute(0, 3, 1, 2)
 
 

@@ -75,6 +75,12 @@ class JAFAR(ImageCodeUpsampler):
     def queries_and_keys_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                               output_sizes: Sequence[Tuple[int, int]]) -> Tuple[List[torch.Tensor], ...]:
         """:meth:`queries_and_keys` of several maps guided by one image; the image is encoded once."""
+        queries, keys = self._queries_and_keys(image, features, output_sizes)
+        return [self.norm(q) for q in queries], keys
+
+    def _queries_and_keys(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+                          output_sizes: Sequence[Tuple[int, int]]) -> Tuple[List[torch.Tensor], ...]:
+        """:meth:`queries_and_keys_many` before the queries' GroupNorm (``self.norm``)."""
         grids = [tuple(f.shape[-2:]) for f in features]
         sizes, unique_grids = unique_sizes(output_sizes), unique_sizes(grids)
         if resolve_attn_impl(self.impl) == 'reference':  # the official order of operations
@@ -84,7 +90,7 @@ class JAFAR(ImageCodeUpsampler):
             pooled_k = [F.adaptive_avg_pool2d(full_k, g) for g in unique_grids]
         else:
             pooled_q, pooled_k = self._lean_full_resolution(image, sizes, unique_grids)
-        queries = dict(zip(sizes, (self.norm(q) for q in pooled_q)))
+        queries = dict(zip(sizes, pooled_q))
         keys = dict(zip(unique_grids, pooled_k))
         return ([queries[tuple(s)] for s in output_sizes],
                 [self.sft_key(keys[g], self.key_features_encoder(F.normalize(f, dim=1)))
@@ -112,8 +118,11 @@ class JAFAR(ImageCodeUpsampler):
 
         # channels-last layout: the 1x1 convolutions run as plain matrix products without layout reorders
         image = image.contiguous(memory_format=torch.channels_last)
-        code = run(lambda x: apply_rope_2d(run_layers(self.image_encoder, x, needs_grad), self.rope.freqs,
-                                            inplace=not needs_grad), image)  # rotates its fresh input
+
+        def image_code(x):  # rotates its fresh input in place without autograd
+            return apply_rope_2d(run_layers(self.image_encoder, x, needs_grad), self.rope.freqs, inplace=not needs_grad)
+
+        code = run(image_code, image)
         # keys first: autograd runs later-recorded nodes first, so the query segment's backward (whose input
         # gradient is pending since the attention's) finishes before the key segment is recomputed
         keys = run(encode_and_pool_many, self.key_encoder, code, grids, needs_grad)
@@ -122,8 +131,8 @@ class JAFAR(ImageCodeUpsampler):
 
     def upsample_many(self, image: torch.Tensor, features: Sequence[torch.Tensor],
                       output_sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
-        queries, keys = self.queries_and_keys_many(image, features, output_sizes)
-        return [self.cross_decode(q, k, f) for q, k, f in zip(queries, keys, features)]
+        queries, keys = self._queries_and_keys(image, features, output_sizes)
+        return [self.cross_decode(q, k, f, query_norm=self.norm) for q, k, f in zip(queries, keys, features)]
 
     @torch.no_grad()
     def attention_maps(self, image: torch.Tensor, features: torch.Tensor,

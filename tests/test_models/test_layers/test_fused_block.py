@@ -85,8 +85,8 @@ def test_pointwise_pool_block_autograd(bias, sizes, monkeypatch):
     leaves = [p.detach().clone().requires_grad_() for p in picked]
     assert torch.autograd.gradcheck(
         lambda t, g1, w1, b2, w2: _PointwisePoolBlock.apply(
-            t, None, None, g1, block.norm1.bias, w1, block.conv1.bias, block.norm2.weight, b2, w2, block.conv2.bias, 4, 1e-5,
-            1e-5, ((2, 2), (1, 3))),
+            t, None, None, g1, block.norm1.bias, w1, block.conv1.bias, block.norm2.weight, b2, w2, block.conv2.bias,
+            4, 1e-5, 1e-5, ((2, 2), (1, 3))),
         (small, *leaves))
 
 
