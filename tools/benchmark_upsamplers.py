@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mmjafar.models.upsamplers.builder import registered_upsamplers
-from mmjafar.utils.benchmark import DTYPES, Case, format_table, run_case
+from mmjafar.utils.benchmark import DTYPES, Case, compute_floor, format_table, run_case
 
 
 def parse_args(argv=None):
@@ -48,6 +48,10 @@ def parse_args(argv=None):
     p.add_argument('--in-process', action='store_true',
                    help='measure in this process instead of a fresh one per case (quick checks; CPU peaks less '
                         'reliable)')
+    p.add_argument('--floor', action='store_true',
+                   help="also print JAFAR's compute floor per forward case: its matrix-product and convolution "
+                        "work (counted on one call) at this machine's measured matmul rate, and the largest "
+                        'speed-up over the naive row it allows')
     p.add_argument('--json', type=str, default=None, help='also write the raw results here')
     args = p.parse_args(argv)
     cuda = args.device.startswith('cuda')
@@ -124,9 +128,30 @@ def main(argv=None):
             print(f"| {k[0]}² -> {k[1]}² | {'fwd+bwd' if k[2] else 'fwd'} | {k[3]} | "
                   f"{l['time_ms'] / n['time_ms']:.3f} | {n['time_ms'] / l['time_ms']:.1f}x | "
                   + (f"{l['peak_mb'] / n['peak_mb']:.3f} |" if n['peak_mb'] >= 1 else '– |'))
+    if args.floor:
+        print_floor(args, lean, naive)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return results
+
+
+def print_floor(args, lean: dict, naive: dict) -> None:
+    """The compute floor of each measured JAFAR forward (fp32) next to its lean and naive times."""
+    keys = sorted(k for k in lean if not k[2] and k[3] == 'fp32')
+    if not keys:
+        print('\n--floor: no fp32 forward JAFAR row was measured')
+        return
+    print('\nJAFAR compute floor (fp32 forward: matrix products and convolutions at the measured matmul rate)')
+    print('| features -> output | work (GFLOP) | matmul rate (GFLOP/s) | floor (ms) | lean (ms) | lean / floor '
+          '| naive (ms) | largest possible speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|')
+    for k in keys:
+        case = Case(**{**lean[k]['case'], 'repeats': 1})
+        n = naive.get(k)
+        f = compute_floor(case, n['time_ms'] if n else None, lean[k]['time_ms'])
+        print(f"| {k[0]}² -> {k[1]}² | {f['gflop']:.1f} | {f['rate_gflops']:.0f} | {f['floor_ms']:.0f} | "
+              f"{lean[k]['time_ms']:.0f} | {f['lean_over_floor']:.2f} | "
+              + (f"{n['time_ms']:.0f} | {f['max_speedup']:.1f}x |" if n else '– | – |'), flush=True)
+        print('  work per operator (GFLOP): ' + ', '.join(f'{op} {g:.1f}' for op, g in f['per_op_gflop'].items()))
 
 
 if __name__ == '__main__':

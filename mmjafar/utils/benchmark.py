@@ -111,6 +111,55 @@ def run_case(case: Case, timeout: float = 1800, in_process: bool = False) -> Dic
     return result if error is None else dict(case=asdict(case), ok=False, error=error)
 
 
+def matmul_rate(device: str = 'cpu', threads: Optional[int] = None, repeats: int = 5) -> float:
+    """Measured float32 matrix-product throughput of this machine in FLOP/s: the best of ``repeats`` products of
+    the shape of JAFAR's largest one (8192 attention rows x 1024 keys by 1024 x 384 features)."""
+    if threads:
+        torch.set_num_threads(threads)
+    a = torch.randn(8192, 1024, device=device)
+    b = torch.randn(1024, 384, device=device)
+    out = torch.empty(8192, 384, device=device)
+    best = float('inf')
+    for _ in range(repeats + 1):  # the first product warms up
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / best
+
+
+def forward_flops(case: Case) -> Dict[str, float]:
+    """FLOPs of the matrix products and convolutions of one float32 forward of ``case`` (its method, sizes and
+    kwargs), per operator, counted by ``torch.utils.flop_counter`` on a real call (no autograd)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    if case.threads:
+        torch.set_num_threads(case.threads)
+    torch.manual_seed(0)
+    model = build_upsampler(case.method, case.channels, **case.kwargs).to(case.device).eval()
+    image = torch.randn(1, 3, case.image_size, case.image_size, device=case.device)
+    feats = torch.randn(1, case.channels, case.feat_size, case.feat_size, device=case.device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(image, feats, (case.output_size, case.output_size))
+    return {str(op).replace('aten.', ''): float(n) for op, n in counter.get_flop_counts().get('Global', {}).items()}
+
+
+def compute_floor(case: Case, naive_ms: Optional[float] = None, lean_ms: Optional[float] = None) -> Dict:
+    """The least time ``case``'s forward can take on this machine: its matrix-product and convolution work
+    (:func:`forward_flops`) at the measured matrix-product rate (:func:`matmul_rate`), with the largest speed-up
+    over ``naive_ms`` that this bound allows and how far ``lean_ms`` is from it. Everything else the forward does
+    (softmax, normalisation, activations, copies) only adds to the bound."""
+    flops = forward_flops(case)
+    rate = matmul_rate(case.device, case.threads)
+    floor_ms = 1000 * sum(flops.values()) / rate
+    return dict(gflop=sum(flops.values()) / 1e9, per_op_gflop={k: v / 1e9 for k, v in flops.items()},
+                rate_gflops=rate / 1e9, floor_ms=floor_ms,
+                max_speedup=None if naive_ms is None else naive_ms / floor_ms,
+                lean_over_floor=None if lean_ms is None else lean_ms / floor_ms)
+
+
 def format_table(results: Sequence[Dict]) -> str:
     """Markdown table: one row per (method, output, pass, dtype)."""
     lines = ['| method | features -> output | pass | dtype | time (ms) | peak mem (MB) |',

@@ -6,7 +6,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 
-from mmjafar.models.layers import averaged_attention
+from mmjafar.models.layers import averaged_attention, banded_norm_conv, fused_norm_act
 from mmjafar.models.upsamplers import JAFAR
 from tests.conftest import assert_golden_output, build_golden, compact, golden_cases, load_golden
 
@@ -136,7 +136,13 @@ def test_any_output_size_lean_equals_naive(size):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
-def test_lean_gradients_equal_naive():
+@pytest.mark.parametrize('size', [(12, 10), (16, 16)])
+def test_lean_gradients_equal_naive(size, monkeypatch):
+    """Every gradient of the lean training path (fused blocks with the stems folded in, the pooled key block, the
+    banded query norm + convolution, several chunks and bands each) equals the official order's; at the image's
+    size the queries skip the pooling."""
+    monkeypatch.setattr(fused_norm_act, 'CHUNK_ELEMENTS', 32 * 16 * 3)
+    monkeypatch.setattr(banded_norm_conv, 'BAND_ELEMENTS', 32 * 16 * 5)
     torch.manual_seed(0)
     lean = JAFAR(v_dim=16, qk_dim=32, impl='torch', chunk_elements=64).double()
     naive = JAFAR(v_dim=16, qk_dim=32, impl='reference').double()
@@ -147,7 +153,7 @@ def test_lean_gradients_equal_naive():
     for model in (lean, naive):
         model.zero_grad()
         feats.grad = None
-        out = model(img, feats, (12, 10))
+        out = model(img, feats, size)
         (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
                      | {'features': feats.grad.clone()})
