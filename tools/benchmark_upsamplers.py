@@ -50,8 +50,8 @@ def parse_args(argv=None):
                         'reliable)')
     p.add_argument('--floor', action='store_true',
                    help="also print JAFAR's compute floor per forward case: its matrix-product and convolution "
-                        "work (counted on one call) at this machine's measured matmul rate, and the largest "
-                        'speed-up over the naive row it allows')
+                        "work and its softmax elements (counted on one call) at this machine's measured matmul and "
+                        'softmax rates, and the largest speed-up over the naive row it allows')
     p.add_argument('--json', type=str, default=None, help='also write the raw results here')
     args = p.parse_args(argv)
     cuda = args.device.startswith('cuda')
@@ -141,15 +141,18 @@ def print_floor(args, lean: dict, naive: dict) -> None:
     if not keys:
         print('\n--floor: no fp32 forward JAFAR row was measured')
         return
-    print('\nJAFAR compute floor (fp32 forward: matrix products and convolutions at the measured matmul rate)')
-    print('| features -> output | work (GFLOP) | matmul rate (GFLOP/s) | floor (ms) | lean (ms) | lean / floor '
-          '| naive (ms) | largest possible speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|')
+    print('\nJAFAR compute floor (fp32 forward: its matrix products and convolutions at the measured matmul rate, '
+          'plus its softmax elements at the measured softmax rate)')
+    print('| features -> output | work (GFLOP) | matmul rate (GFLOP/s) | softmax (G elements) | softmax rate (G/s) '
+          '| floor (ms) | lean (ms) | lean / floor | naive (ms) | largest possible speed-up |\n'
+          '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for k in keys:
         case = Case(**{**lean[k]['case'], 'repeats': 1})
         n = naive.get(k)
         f = compute_floor(case, n['time_ms'] if n else None, lean[k]['time_ms'])
-        print(f"| {k[0]}² -> {k[1]}² | {f['gflop']:.1f} | {f['rate_gflops']:.0f} | {f['floor_ms']:.0f} | "
-              f"{lean[k]['time_ms']:.0f} | {f['lean_over_floor']:.2f} | "
+        print(f"| {k[0]}² -> {k[1]}² | {f['gflop']:.1f} | {f['rate_gflops']:.0f} | {f['softmax_g']:.3f} | "
+              f"{f['softmax_rate_g']:.2f} | {f['floor_ms']:.0f} | {lean[k]['time_ms']:.0f} | "
+              f"{f['lean_over_floor']:.2f} | "
               + (f"{n['time_ms']:.0f} | {f['max_speedup']:.1f}x |" if n else '– | – |'), flush=True)
         print('  work per operator (GFLOP): ' + ', '.join(f'{op} {g:.1f}' for op, g in f['per_op_gflop'].items()))
 

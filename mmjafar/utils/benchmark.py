@@ -9,7 +9,7 @@ as ``AmpOptimWrapper(dtype='bfloat16')`` trains).
 """
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -131,31 +131,62 @@ def matmul_rate(device: str = 'cpu', threads: Optional[int] = None, repeats: int
     return 2 * a.shape[0] * a.shape[1] * b.shape[1] / best
 
 
-def forward_flops(case: Case) -> Dict[str, float]:
-    """FLOPs of the matrix products and convolutions of one float32 forward of ``case`` (its method, sizes and
-    kwargs), per operator, counted by ``torch.utils.flop_counter`` on a real call (no autograd)."""
+def softmax_rate(device: str = 'cpu', threads: Optional[int] = None, repeats: int = 5) -> float:
+    """Measured in-place float32 softmax throughput in elements/s: the best of ``repeats`` softmaxes of one
+    attention chunk's logits (4 heads x 1024 queries x 1024 keys, rows of 1024)."""
+    if threads:
+        torch.set_num_threads(threads)
+    x = torch.randn(4 * 1024, 1024, device=device)
+    best = float('inf')
+    for _ in range(repeats + 1):
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.ops.aten._softmax.out(x, -1, False, out=x)
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return x.numel() / best
+
+
+def forward_work(case: Case) -> Tuple[Dict[str, float], int]:
+    """The unavoidable work of one float32 forward of ``case`` (its method, sizes and kwargs), counted on a real
+    call without autograd: FLOPs of matrix products and convolutions per operator (``torch.utils.flop_counter``),
+    and the number of softmax elements (each an exponential)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
+
+    class SoftmaxCounter(TorchDispatchMode):
+        elements = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.name().split('::')[-1].split('.')[0] in ('_softmax', '_safe_softmax'):
+                SoftmaxCounter.elements += args[0].numel()
+            return func(*args, **(kwargs or {}))
+
     if case.threads:
         torch.set_num_threads(case.threads)
     torch.manual_seed(0)
     model = build_upsampler(case.method, case.channels, **case.kwargs).to(case.device).eval()
     image = torch.randn(1, 3, case.image_size, case.image_size, device=case.device)
     feats = torch.randn(1, case.channels, case.feat_size, case.feat_size, device=case.device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter, SoftmaxCounter():
         model(image, feats, (case.output_size, case.output_size))
-    return {str(op).replace('aten.', ''): float(n) for op, n in counter.get_flop_counts().get('Global', {}).items()}
+    flops = {str(op).replace('aten.', ''): float(n) for op, n in counter.get_flop_counts().get('Global', {}).items()}
+    return flops, SoftmaxCounter.elements
 
 
 def compute_floor(case: Case, naive_ms: Optional[float] = None, lean_ms: Optional[float] = None) -> Dict:
-    """The least time ``case``'s forward can take on this machine: its matrix-product and convolution work
-    (:func:`forward_flops`) at the measured matrix-product rate (:func:`matmul_rate`), with the largest speed-up
-    over ``naive_ms`` that this bound allows and how far ``lean_ms`` is from it. Everything else the forward does
-    (softmax, normalisation, activations, copies) only adds to the bound."""
-    flops = forward_flops(case)
-    rate = matmul_rate(case.device, case.threads)
-    floor_ms = 1000 * sum(flops.values()) / rate
+    """The least time ``case``'s forward can take on this machine: its matrix-product and convolution work at the
+    measured matrix-product rate (:func:`matmul_rate`) plus its softmax elements at the measured softmax rate
+    (:func:`softmax_rate`) (:func:`forward_work`), with the largest speed-up over ``naive_ms`` that this bound
+    allows and how far ``lean_ms`` is from it. Everything else the forward does (normalisation, activations,
+    copies) only adds to the bound."""
+    flops, exps = forward_work(case)
+    rate, exp_rate = matmul_rate(case.device, case.threads), softmax_rate(case.device, case.threads)
+    floor_ms = 1000 * (sum(flops.values()) / rate + exps / exp_rate)
     return dict(gflop=sum(flops.values()) / 1e9, per_op_gflop={k: v / 1e9 for k, v in flops.items()},
-                rate_gflops=rate / 1e9, floor_ms=floor_ms,
+                rate_gflops=rate / 1e9, softmax_g=exps / 1e9, softmax_rate_g=exp_rate / 1e9, floor_ms=floor_ms,
                 max_speedup=None if naive_ms is None else naive_ms / floor_ms,
                 lean_over_floor=None if lean_ms is None else lean_ms / floor_ms)
 

@@ -57,21 +57,23 @@ def test_unknown_dtype_is_an_error():
 def test_compute_floor(capsys):
     """--floor counts the forward's matrix-product work on a real call (the out= products of the lean path
     included: the 3x3 query convolution and the attention's probabilities times the features are both there) and
-    prints it with the measured matmul rate."""
-    from mmjafar.utils.benchmark import Case, forward_flops
+    its softmax elements, and prints them with the measured matmul and softmax rates."""
+    from mmjafar.utils.benchmark import Case, forward_work
     case = Case(method='JAFAR', image_size=32, feat_size=4, channels=16, output_size=24, threads=1)
-    flops = forward_flops(case)
+    flops, exps = forward_work(case)
     qk, out_px, keys = 128, 24 * 24, 4 * 4
     assert flops['convolution'] >= 2 * 9 * qk * qk * out_px  # cross_decode.conv2d (3x3)
     assert flops['mm'] >= 2 * out_px * keys * 16 + 2 * 5 * qk * qk * 32 * 32  # probs @ features, encoder 1x1s
     assert flops['bmm'] == 2 * out_px * keys * qk  # the logits of all heads
-    assert forward_flops(Case(method='Bilinear', image_size=32, feat_size=4, channels=16, output_size=24)) == {}
+    assert exps == 4 * out_px * keys  # one exponential per head, query and key
+    assert forward_work(Case(method='Bilinear', image_size=32, feat_size=4, channels=16, output_size=24)) == ({}, 0)
     _tool().main(['--methods', 'JAFAR', '--image-size', '32', '--feat-size', '4', '--sizes', '24', '--no-large',
                   '--channels', '16', '--passes', 'fwd', '--repeats', '1', '--threads', '1', '--in-process',
                   '--floor'])
     out = capsys.readouterr().out
     assert 'JAFAR compute floor' in out
     row = next(line for line in out.splitlines() if line.startswith('| 4² -> 24² |') and 'GFLOP' not in line
-               and line.count('|') == 9)
-    gflop, rate, floor_ms = (float(v) for v in row.split('|')[2:5])
+               and line.count('|') == 11)
+    gflop, rate, softmax_g, softmax_rate, floor_ms = (float(v) for v in row.split('|')[2:7])
     assert abs(gflop - sum(flops.values()) / 1e9) < 0.05 and rate > 1 and floor_ms > 0
+    assert abs(softmax_g - exps / 1e9) < 1e-3 and softmax_rate > 0.001
