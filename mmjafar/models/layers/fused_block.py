@@ -21,7 +21,7 @@ from torch import nn
 
 from .fused_encoder import _StatsAccumulator, is_pointwise_conv
 from .fused_norm_act import (_as_map, _chunk_rows, _coefficients_from_sums, _group_means, _norm_grad_terms,
-                             _silu_grad_, _token_view, norm_act_conv_fusable, pool_matrix)
+                             _pointwise_conv_consumer, _silu_grad_, _token_view, norm_act_conv_fusable, pool_matrix)
 
 
 class _BlockInput:
@@ -167,17 +167,7 @@ class _PointwiseBlock(torch.autograd.Function):
         b, _, h, w = u.shape
         c = w1.shape[0]
         gy = _token_view(grad)
-        mat2 = w2.view(c, c)  # (Cout, Cin)
-        grad_w2 = torch.zeros_like(mat2)
-        grad_c2 = None if c2 is None else torch.zeros_like(c2)
-
-        def branch_grad(i, r, act):
-            g_c = gy[i, r]
-            grad_w2.addmm_(g_c.t(), act())
-            if grad_c2 is not None:
-                grad_c2.add_(g_c.sum(0))
-            return torch.mm(g_c, mat2)
-
+        branch_grad, grad_w2, grad_c2 = _pointwise_conv_consumer(gy, w2.view(c, c), c2)
         inp = _BlockInput(u, stem_w, stem_b)
         grad_u, grads, grad_c1, grad_sw, grad_sb = _block_backward(
             inp, b, h * w, _chunk_rows(h * w, c), ctx.groups, g1, w1.view(c, c), c1, g2, coefs[:4], coefs[4:],

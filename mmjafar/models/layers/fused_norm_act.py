@@ -17,7 +17,7 @@ Adaptive average pooling is written as two small matrices (rows and columns; win
 gradient back band by band. Results equal the layer-by-layer computation up to float rounding (tested with
 ``gradcheck`` in float64). Used by :mod:`.conv_blocks` in training on CPU (see :func:`norm_act_conv_fusable`).
 """
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +130,24 @@ def _norm_act_backward(tokens: torch.Tensor, saved: Sequence[torch.Tensor], grou
     return grad_x, grad_gamma, grad_beta
 
 
+def _pointwise_conv_consumer(gy: torch.Tensor, mat: torch.Tensor, bias: Optional[torch.Tensor]):
+    """The backward of a 1x1 convolution ``mat`` ``(Cout, Cin)`` (+ ``bias``) applied to an activation chunk by chunk,
+    given its output gradient tokens ``gy``: ``grad_of_act(i, r, act)`` (as :func:`_norm_act_backward` takes it)
+    accumulates the weight and bias gradients and returns ``dL/dact`` of the chunk; also returns those two
+    accumulators (the bias one ``None`` without a bias)."""
+    grad_w = torch.zeros_like(mat)
+    grad_bias = None if bias is None else torch.zeros_like(bias)
+
+    def grad_of_act(i, r, act):
+        g_c = gy[i, r]
+        grad_w.addmm_(g_c.t(), act())
+        if grad_bias is not None:
+            grad_bias.add_(g_c.sum(0))
+        return torch.mm(g_c, mat)
+
+    return grad_of_act, grad_w, grad_bias
+
+
 class _NormActConv(torch.autograd.Function):
     """``conv(silu(GroupNorm(x)))`` for a 1x1 ``conv``; saves ``x`` and the statistics only (module docstring)."""
 
@@ -155,18 +173,7 @@ class _NormActConv(torch.autograd.Function):
     def backward(ctx, grad):
         x, gamma, weight, bias, mean_c, rstd_c, scale, shift = ctx.saved_tensors
         b, c, h, w = x.shape
-        gy = _token_view(grad)
-        mat = weight.view(weight.shape[0], c)  # (Cout, Cin)
-        grad_w = torch.zeros_like(mat)
-        grad_bias = None if bias is None else torch.zeros_like(bias)
-
-        def grad_of_act(i, r, act):
-            g_c = gy[i, r]
-            grad_w.addmm_(g_c.t(), act())
-            if grad_bias is not None:
-                grad_bias.add_(g_c.sum(0))
-            return torch.mm(g_c, mat)
-
+        grad_of_act, grad_w, grad_bias = _pointwise_conv_consumer(_token_view(grad), weight.view(-1, c), bias)
         grad_x, grad_gamma, grad_beta = _norm_act_backward(
             _token_view(x), (gamma, mean_c, rstd_c, scale, shift), ctx.groups,
             _chunk_rows(h * w, max(c, weight.shape[0])), grad_of_act)
