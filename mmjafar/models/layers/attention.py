@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention_impl import check_attn_impl, resolve_attn_impl
-from .banded_norm_conv import norm_conv, norm_conv_fusable
 from .attention_kernels import (_chunk_len, _fused_ok, _LeanAveragedAttention, _LeanProjectedAttention, _mean_probs,
                                 fused_averaged_attention, fused_projected_attention, sdpa_averaged_attention)
+from .banded_norm_conv import norm_conv, norm_conv_fusable
 
 
 def averaged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: Optional[str] = None,
